@@ -1,0 +1,3 @@
+from sabio.cli.main import main
+
+raise SystemExit(main())

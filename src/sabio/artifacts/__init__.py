@@ -1,0 +1,1 @@
+"""Artifact storage: `s3://bucket/key` addresses, backends chosen by URI scheme."""

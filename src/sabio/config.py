@@ -1,0 +1,62 @@
+"""The one settings object: built once by an entry point and passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_home() -> Path:
+    return Path.home() / ".sabio"
+
+
+class Settings(BaseSettings):
+    """Every setting of a Sabio server; each can be set as a `SABIO_<NAME>` variable."""
+
+    model_config = SettingsConfigDict(env_prefix="SABIO_", extra="forbid")
+
+    home: Path = Field(default_factory=default_home)
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    database_url: str | None = None
+    artifact_root: Path | None = None
+    region: str = Field(default="us-east-1", pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
+    account_id: str = Field(default="123456789012", pattern=r"^\d{12}$")
+    max_invocation_bytes: int = 6 * 1024 * 1024
+    max_request_bytes: int = 16 * 1024 * 1024
+    invocation_timeout_seconds: float = 60.0
+    worker_startup_timeout_seconds: float = 240.0
+    worker_stop_grace_seconds: float = 10.0
+    reconcile_interval_seconds: float = 1.0
+    log_level: str = "info"
+
+    @field_validator("home", mode="after")
+    @classmethod
+    def _absolute_home(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'sabio.db'}"
+
+    @property
+    def resolved_artifact_root(self) -> Path:
+        return (self.artifact_root or self.home / "artifacts").expanduser().resolve()
+
+    @property
+    def environments_dir(self) -> Path:
+        return self.home / "environments"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def runtime_dir(self) -> Path:
+        return self.home / "run"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"

@@ -1,0 +1,1 @@
+"""The metadata store: SQLAlchemy rows, Alembic migrations, and a repository of resources."""
