@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     worker_startup_timeout_seconds: float = 240.0
     worker_stop_grace_seconds: float = 10.0
     reconcile_interval_seconds: float = 1.0
+    max_instances_per_endpoint: int = Field(default=8, ge=1)
     log_level: str = "info"
 
     @field_validator("home", mode="after")

@@ -65,6 +65,10 @@ class RuntimeValidationError(SabioError):
     status = 400
 
 
+class RuntimePayloadTooLargeError(RuntimeValidationError):
+    status = 413
+
+
 class ModelError(SabioError):
     """The model container failed a request: 424, never a bare 5xx that botocore re-sends."""
 

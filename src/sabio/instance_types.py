@@ -106,9 +106,10 @@ def _describe(name: str) -> InstanceType | None:
     if len(parts) != 3 or parts[0] != "ml":
         return None
     family, size = parts[1], parts[2]
-    cpus = _vcpus(size)
-    if cpus is None:
+    vcpus = _vcpus(size)
+    if vcpus is None:
         return None
+    cpus = vcpus
     gpus = 0
     if family.startswith(_GPU_FAMILIES) and not family.startswith("gr"):
         gpus = 8 if cpus >= 96 else 1

@@ -82,7 +82,9 @@ class LocalArtifactStore(ArtifactStore):
                     found.append((key, full))
         for key, full in sorted(found):
             stat = full.stat()
-            yield ObjectInfo(ObjectUri(prefix.scheme, prefix.bucket, key), stat.st_size, stat.st_mtime)
+            yield ObjectInfo(
+                ObjectUri(prefix.scheme, prefix.bucket, key), stat.st_size, stat.st_mtime
+            )
 
     def delete(self, uri: ObjectUri) -> bool:
         path = self.path_for(uri)

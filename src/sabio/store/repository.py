@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+import builtins
 from typing import Any
 
 from sqlalchemy import Engine, delete, func, select
@@ -85,7 +86,7 @@ class Repository:
             row = session.scalar(select(ResourceRow).where(ResourceRow.arn == arn))
             return _entity(row) if row else None
 
-    def all(self, kind: str, statuses: tuple[str, ...] = ()) -> list[Resource]:
+    def all(self, kind: str, statuses: tuple[str, ...] = ()) -> builtins.list[Resource]:
         with self._session() as session:
             query = select(ResourceRow).where(ResourceRow.kind == kind)
             if statuses:
@@ -159,9 +160,7 @@ class Repository:
 
     def count(self, kind: str) -> int:
         with self._session() as session:
-            return int(
-                session.scalar(select(func.count()).where(ResourceRow.kind == kind)) or 0
-            )
+            return int(session.scalar(select(func.count()).where(ResourceRow.kind == kind)) or 0)
 
     # Tags
 
@@ -175,6 +174,6 @@ class Repository:
             for key, value in tags.items():
                 session.merge(TagRow(arn=arn, key=key, value=value))
 
-    def delete_tags(self, arn: str, keys: list[str]) -> None:
+    def delete_tags(self, arn: str, keys: builtins.list[str]) -> None:
         with self._session() as session:
             session.execute(delete(TagRow).where(TagRow.arn == arn, TagRow.key.in_(keys)))

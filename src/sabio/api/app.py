@@ -1,0 +1,52 @@
+"""The one ASGI application: every protocol on one port, told apart by path and header."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from sabio import __version__
+from sabio.api.control_plane import ControlPlane
+from sabio.api.runtime import Runtime
+
+
+def create_app(
+    control_plane: ControlPlane,
+    runtime: Runtime,
+    on_startup: Callable[[], Awaitable[None]],
+    on_shutdown: Callable[[], Awaitable[None]],
+) -> Starlette:
+    async def healthz(_: Request) -> Response:
+        return JSONResponse({"status": "ok", "version": __version__})
+
+    async def not_found(request: Request) -> Response:
+        return JSONResponse(
+            {"message": f"No route for {request.method} {request.url.path}"}, status_code=404
+        )
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        await on_startup()
+        try:
+            yield
+        finally:
+            await on_shutdown()
+
+    routes = [
+        Route("/", control_plane.handle, methods=["POST"]),
+        Route("/endpoints/{name}/invocations", runtime.invoke, methods=["POST"]),
+        Route("/endpoints/{name}/async-invocations", runtime.not_supported, methods=["POST"]),
+        Route(
+            "/endpoints/{name}/invocations-response-stream",
+            runtime.not_supported,
+            methods=["POST"],
+        ),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/{path:path}", not_found, methods=["GET", "POST", "PUT", "DELETE", "HEAD"]),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)

@@ -1,0 +1,73 @@
+"""The SageMaker JSON 1.1 control plane: `POST /` with `X-Amz-Target: SageMaker.<Operation>`.
+
+Thin by design: parse, validate against botocore's model, call the service, shape the reply.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from sabio import service_model
+from sabio.api.body import read_capped
+from sabio.api.errors import JSON_11, json11_error, request_id
+from sabio.api.shapes import shape_output, validate_input
+from sabio.errors import (
+    PayloadTooLargeError,
+    SabioError,
+    SerializationError,
+    UnknownOperationError,
+)
+
+log = logging.getLogger("sabio.api")
+
+Operation = Callable[[dict[str, Any]], dict[str, Any]]
+TARGET_PREFIX = "SageMaker."
+
+
+class ControlPlane:
+    def __init__(self, operations: Mapping[str, Operation], max_request_bytes: int) -> None:
+        self.operations = dict(operations)
+        self.max_request_bytes = max_request_bytes
+
+    async def handle(self, request: Request) -> Response:
+        rid = request_id()
+        try:
+            return await self._handle(request, rid)
+        except SabioError as error:
+            return json11_error(error, rid)
+        except Exception:
+            log.exception("unexpected error in %s", request.headers.get("x-amz-target"))
+            return json11_error(SabioError("An internal error occurred; see the server log."), rid)
+
+    async def _handle(self, request: Request, rid: str) -> Response:
+        target = request.headers.get("x-amz-target", "")
+        if not target.startswith(TARGET_PREFIX):
+            raise UnknownOperationError(
+                "Missing or unknown X-Amz-Target header; expected SageMaker.<Operation>."
+            )
+        name = target[len(TARGET_PREFIX) :]
+        model = service_model.operation(name)
+        if model is None:
+            raise UnknownOperationError(f"Unknown operation {name}.")
+        handler = self.operations.get(name)
+        if handler is None:
+            raise UnknownOperationError(f"Sabio does not implement the operation {name} yet.")
+        too_large = PayloadTooLargeError(
+            f"The request body is larger than {self.max_request_bytes} bytes."
+        )
+        body = await read_capped(request, self.max_request_bytes, too_large)
+        try:
+            params = json.loads(body or b"{}")
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise SerializationError(f"The request body is not valid JSON: {exc}") from None
+        validated = validate_input(model, params)
+        result = await run_in_threadpool(handler, validated)
+        payload = json.dumps(shape_output(model, result), separators=(",", ":"))
+        return Response(payload, media_type=JSON_11, headers={"x-amzn-RequestId": rid})

@@ -1,0 +1,1 @@
+"""The `sabio` command line."""

@@ -1,0 +1,131 @@
+"""`sabio`: the server, the model worker, artifact copies and the quick start."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from sabio import __version__
+
+
+def _settings(args: argparse.Namespace) -> object:
+    from sabio.config import Settings
+
+    overrides = {
+        key: getattr(args, key)
+        for key in ("host", "port", "home")
+        if getattr(args, key, None) is not None
+    }
+    return Settings(**overrides)
+
+
+def cmd_server(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from sabio.config import Settings
+    from sabio.server import build_app
+
+    settings = _settings(args)
+    assert isinstance(settings, Settings)
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    app, _ = build_app(settings, dict(os.environ))
+    print(
+        f"Sabio {__version__} listening on http://{settings.host}:{settings.port} "
+        f"(home {settings.home})",
+        flush=True,
+    )
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        log_level=settings.log_level,
+        access_log=False,
+        timeout_graceful_shutdown=30,
+    )
+    uvicorn.Server(config).run()
+    return 0
+
+
+def cmd_serve_model(args: argparse.Namespace) -> int:
+    from sabio.serving.worker import main as worker
+
+    return worker.run(args)
+
+
+def cmd_s3(args: argparse.Namespace) -> int:
+    from sabio.cli.s3 import copy
+    from sabio.config import Settings
+
+    settings = _settings(args)
+    assert isinstance(settings, Settings)
+    return copy(settings, args.source, args.destination, recursive=args.recursive)
+
+
+def cmd_quickstart(args: argparse.Namespace) -> int:
+    from sabio.cli.quickstart import run
+
+    return run(home=args.home, keep=args.keep)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sabio", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"sabio {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    server = commands.add_parser("server", help="run the Sabio server")
+    server.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    server.add_argument("--port", type=int, help="port to listen on (default 8080)")
+    server.add_argument("--home", type=Path, help="data directory (default ~/.sabio)")
+    server.set_defaults(func=cmd_server)
+
+    from sabio.serving.worker import main as worker
+
+    serve = commands.add_parser(
+        "serve-model", help="serve a model under the SageMaker hosting contract"
+    )
+    worker.add_arguments(serve)
+    serve.set_defaults(func=cmd_serve_model)
+
+    s3 = commands.add_parser("s3", help="copy files to and from s3:// artifact URIs")
+    s3_commands = s3.add_subparsers(dest="s3_command", required=True)
+    cp = s3_commands.add_parser("cp", help="copy a file (or a directory with --recursive)")
+    cp.add_argument("source")
+    cp.add_argument("destination")
+    cp.add_argument("--recursive", action="store_true")
+    cp.add_argument("--home", type=Path, help="data directory (default ~/.sabio)")
+    cp.set_defaults(func=cmd_s3)
+
+    quickstart = commands.add_parser(
+        "quickstart", help="train, deploy and invoke a model on a fresh embedded server"
+    )
+    quickstart.add_argument("--home", type=Path, help="data directory (default: a temporary one)")
+    quickstart.add_argument(
+        "--keep", action="store_true", help="leave the server running when done"
+    )
+    quickstart.set_defaults(func=cmd_quickstart)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        from sabio.errors import SabioError
+
+        if isinstance(exc, SabioError):
+            print(f"sabio: {exc.message}", file=sys.stderr)
+            return 2
+        raise

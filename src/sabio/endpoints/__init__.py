@@ -1,0 +1,1 @@
+"""Endpoint configurations and real-time endpoints: services, controller and deployment."""

@@ -1,0 +1,117 @@
+"""CreateEndpointConfig, DescribeEndpointConfig, ListEndpointConfigs, DeleteEndpointConfig."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sabio import instance_types
+from sabio.errors import ResourceLimitExceededError, ValidationError
+from sabio.listing import list_page
+from sabio.resources import ENDPOINT_CONFIG, MODEL, Catalog
+from sabio.store.entities import Resource
+
+_SPEC_MEMBERS = (
+    "ProductionVariants",
+    "DataCaptureConfig",
+    "KmsKeyId",
+    "AsyncInferenceConfig",
+    "ExplainerConfig",
+    "ShadowProductionVariants",
+    "ExecutionRoleArn",
+    "VpcConfig",
+    "EnableNetworkIsolation",
+)
+
+_UNSUPPORTED = {
+    "DataCaptureConfig": "data capture",
+    "AsyncInferenceConfig": "asynchronous inference",
+    "ExplainerConfig": "online explainability",
+    "ShadowProductionVariants": "shadow variants",
+}
+
+
+class EndpointConfigService:
+    def __init__(self, catalog: Catalog, max_instances_per_endpoint: int) -> None:
+        self.catalog = catalog
+        self.max_instances = max_instances_per_endpoint
+
+    def operations(self) -> dict[str, Any]:
+        return {
+            "CreateEndpointConfig": self.create_endpoint_config,
+            "DescribeEndpointConfig": self.describe_endpoint_config,
+            "ListEndpointConfigs": self.list_endpoint_configs,
+            "DeleteEndpointConfig": self.delete_endpoint_config,
+        }
+
+    def create_endpoint_config(self, request: dict[str, Any]) -> dict[str, Any]:
+        for member, feature in _UNSUPPORTED.items():
+            if request.get(member):
+                raise ValidationError(f"{member}: {feature} is not supported by Sabio yet.")
+        variants = [self._check_variant(v, i) for i, v in enumerate(request["ProductionVariants"])]
+        names = [v["VariantName"].lower() for v in variants]
+        if len(set(names)) != len(names):
+            raise ValidationError("Variant names must be unique within an endpoint configuration.")
+        total = sum(int(v.get("InitialInstanceCount") or 1) for v in variants)
+        if total > self.max_instances:
+            raise ResourceLimitExceededError(
+                f"The endpoint configuration asks for {total} instances; this Sabio server allows "
+                f"at most {self.max_instances} per endpoint (SABIO_MAX_INSTANCES_PER_ENDPOINT)."
+            )
+        spec = {key: request[key] for key in _SPEC_MEMBERS if key in request}
+        spec["ProductionVariants"] = variants
+        resource = self.catalog.create(
+            ENDPOINT_CONFIG, request["EndpointConfigName"], spec, tags=request.get("Tags")
+        )
+        return {"EndpointConfigArn": resource.arn}
+
+    def _check_variant(self, variant: dict[str, Any], index: int) -> dict[str, Any]:
+        where = f"ProductionVariants.{index + 1}"
+        model_name = variant.get("ModelName")
+        if not model_name:
+            raise ValidationError(f"{where}.ModelName is required.")
+        self.catalog.require(MODEL, model_name)
+        checked = dict(variant)
+        checked.setdefault("InitialVariantWeight", 1.0)
+        if variant.get("ServerlessConfig"):
+            if variant.get("InstanceType") or variant.get("InitialInstanceCount"):
+                raise ValidationError(
+                    f"{where}: ServerlessConfig cannot be combined with InstanceType or "
+                    "InitialInstanceCount."
+                )
+            return checked
+        instance_type = variant.get("InstanceType")
+        if not instance_type:
+            raise ValidationError(
+                f"{where}.InstanceType is required for an instance-based variant."
+            )
+        if instance_types.lookup(instance_type) is None:
+            raise ValidationError(f"{where}.InstanceType '{instance_type}' is not a known type.")
+        if not variant.get("InitialInstanceCount"):
+            raise ValidationError(f"{where}.InitialInstanceCount is required.")
+        return checked
+
+    def describe_endpoint_config(self, request: dict[str, Any]) -> dict[str, Any]:
+        resource = self.catalog.require(ENDPOINT_CONFIG, request["EndpointConfigName"])
+        return {
+            "EndpointConfigName": resource.name,
+            "EndpointConfigArn": resource.arn,
+            "CreationTime": resource.created_at,
+            **resource.spec,
+        }
+
+    def list_endpoint_configs(self, request: dict[str, Any]) -> dict[str, Any]:
+        return list_page(
+            self.catalog.repository, ENDPOINT_CONFIG.key, request, "EndpointConfigs", _summary
+        )
+
+    def delete_endpoint_config(self, request: dict[str, Any]) -> dict[str, Any]:
+        self.catalog.delete(ENDPOINT_CONFIG, request["EndpointConfigName"])
+        return {}
+
+
+def _summary(resource: Resource) -> dict[str, Any]:
+    return {
+        "EndpointConfigName": resource.name,
+        "EndpointConfigArn": resource.arn,
+        "CreationTime": resource.created_at,
+    }

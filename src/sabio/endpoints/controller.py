@@ -1,0 +1,287 @@
+"""The endpoint controller: an asyncio task in the server that brings each endpoint to the state
+recorded in the store (`Creating -> InService | Failed`, `Deleting -> gone`), restarts workers
+that die, and after a server restart brings InService endpoints back."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from sabio.arns import ArnFactory
+from sabio.endpoints.deployment import Deployer, DeploymentError, RunningInstance, VariantPlan
+from sabio.endpoints.service import CREATING, DELETING, FAILED, IN_SERVICE
+from sabio.errors import SabioError
+from sabio.resources import ENDPOINT
+from sabio.serving.router import Route, Router, Variant
+from sabio.store.entities import Resource
+from sabio.store.repository import Repository
+
+log = logging.getLogger("sabio.endpoints")
+
+_MAX_RESTART_DELAY = 30.0
+_STABLE_SECONDS = 60.0
+
+
+class EndpointController:
+    def __init__(
+        self,
+        repository: Repository,
+        deployer: Deployer,
+        router: Router,
+        arns: ArnFactory,
+        *,
+        interval: float,
+    ) -> None:
+        self.repository = repository
+        self.deployer = deployer
+        self.router = router
+        self.arns = arns
+        self.interval = interval
+        self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._main: asyncio.Task[None] | None = None
+        self._busy: dict[str, asyncio.Task[None]] = {}
+        self._running: dict[str, list[RunningInstance]] = {}
+        self._plans: dict[str, dict[str, VariantPlan]] = {}
+        self._restarts: dict[tuple[str, str, int], int] = {}
+
+    # Lifecycle
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._main = asyncio.create_task(self._run(), name="endpoint-controller")
+
+    def notify(self) -> None:
+        """Wake the controller; safe to call from any thread."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    async def stop(self) -> None:
+        """Stop every worker; recorded statuses stay as they are, so a restart restores them."""
+        if self._main is not None:
+            self._main.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._main
+        for task in list(self._busy.values()):
+            task.cancel()
+        await asyncio.gather(*self._busy.values(), return_exceptions=True)
+        instances = [i for group in self._running.values() for i in group]
+        await asyncio.gather(*(self.deployer.stop_instance(i) for i in instances))
+        self._running.clear()
+        await self.router.close()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.reconcile()
+            except Exception:
+                log.exception("endpoint reconciliation failed; retrying")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.interval)
+            self._wake.clear()
+
+    # Reconciliation
+
+    async def reconcile(self) -> None:
+        endpoints = await asyncio.to_thread(self.repository.all, ENDPOINT.key)
+        present = {e.name.lower() for e in endpoints}
+        for endpoint in endpoints:
+            key = endpoint.name.lower()
+            self._sync_route(endpoint)
+            task = self._busy.get(key)
+            if task is not None and not task.done():
+                continue
+            action = self._next_action(endpoint, key)
+            if action is not None:
+                self._busy[key] = asyncio.create_task(action(endpoint), name=f"endpoint-{key}")
+        active = {k for k, t in self._busy.items() if not t.done()}
+        gone = (set(self._running) | set(self.router.names())) - present - active
+        for key in gone:
+            await self._stop_all(key)
+            await self.router.remove_route(key)
+        for key in [k for k, t in self._busy.items() if t.done()]:
+            self._busy.pop(key)
+
+    def _next_action(
+        self, endpoint: Resource, key: str
+    ) -> Callable[[Resource], Coroutine[Any, Any, None]] | None:
+        if endpoint.status == DELETING:
+            return self._tear_down
+        if endpoint.status == CREATING:
+            return self._bring_up
+        if endpoint.status == IN_SERVICE:
+            return self._supervise if key in self._running else self._bring_up
+        if endpoint.status == FAILED and key in self._running:
+            return self._stop_leftovers
+        return None
+
+    def _sync_route(self, endpoint: Resource) -> None:
+        route = self.router.route(endpoint.name)
+        if route is None:
+            group = self.arns.log_group(f"/aws/sagemaker/Endpoints/{endpoint.name}")
+            self.router.set_route(Route(endpoint.name, endpoint.status or "", log_group=group))
+        else:
+            route.status = endpoint.status or ""
+
+    async def _bring_up(self, endpoint: Resource) -> None:
+        key = endpoint.name.lower()
+        started = time.monotonic()
+        await self._stop_all(key)
+        try:
+            plans = await asyncio.to_thread(self.deployer.plan, endpoint)
+            self._plans[key] = {plan.name: plan for plan in plans}
+            self._running[key] = []
+            await self._start_all(endpoint.name, plans)
+        except (DeploymentError, SabioError) as exc:
+            reason = exc.message if isinstance(exc, SabioError) else str(exc)
+            await self._fail(endpoint, reason)
+            return
+        except Exception as exc:
+            log.exception("deploying endpoint %s failed", endpoint.name)
+            await self._fail(endpoint, f"Internal error while deploying: {exc}")
+            return
+        state = {"ProductionVariants": self._summaries(endpoint, plans)}
+        updated = await asyncio.to_thread(
+            self.repository.update,
+            ENDPOINT.key,
+            endpoint.name,
+            status=IN_SERVICE,
+            state=state,
+            expect_status=(CREATING, IN_SERVICE),
+        )
+        if updated is None:
+            await self._stop_all(key)
+            return
+        self._install_route(endpoint.name, plans)
+        log.info("endpoint %s is InService (%.2fs)", endpoint.name, time.monotonic() - started)
+
+    async def _start_all(self, name: str, plans: list[VariantPlan]) -> None:
+        """Start every instance at once; the first failure cancels the rest and is raised."""
+        try:
+            async with asyncio.TaskGroup() as group:
+                for plan in plans:
+                    for index in range(plan.instance_count):
+                        group.create_task(self._start(name, plan, index))
+        except BaseExceptionGroup as failures:
+            raise failures.exceptions[0] from None
+
+    async def _start(self, endpoint: str, plan: VariantPlan, index: int) -> RunningInstance:
+        running = await self.deployer.start_instance(endpoint, plan, index)
+        self._running.setdefault(endpoint.lower(), []).append(running)
+        return running
+
+    def _install_route(self, name: str, plans: list[VariantPlan]) -> None:
+        running = self._running.get(name.lower(), [])
+        variants = [
+            Variant(
+                plan.name,
+                plan.weight,
+                [
+                    r.endpoint
+                    for r in sorted(running, key=lambda r: r.index)
+                    if r.variant == plan.name
+                ],
+            )
+            for plan in plans
+        ]
+        group = self.arns.log_group(f"/aws/sagemaker/Endpoints/{name}")
+        self.router.set_route(Route(name, IN_SERVICE, variants, log_group=group))
+
+    def _summaries(self, endpoint: Resource, plans: list[VariantPlan]) -> list[dict[str, Any]]:
+        now = time.time()
+        variants = {v["VariantName"]: v for v in endpoint.spec["Config"]["ProductionVariants"]}
+        summaries = []
+        for plan in plans:
+            summary: dict[str, Any] = {
+                "VariantName": plan.name,
+                "DeployedImages": [
+                    {
+                        "SpecifiedImage": plan.image,
+                        "ResolvedImage": plan.image,
+                        "ResolutionTime": now,
+                    }
+                ],
+                "CurrentWeight": plan.weight,
+                "DesiredWeight": plan.weight,
+            }
+            serverless = variants[plan.name].get("ServerlessConfig")
+            if serverless:
+                summary["CurrentServerlessConfig"] = serverless
+                summary["DesiredServerlessConfig"] = serverless
+            else:
+                summary["CurrentInstanceCount"] = plan.instance_count
+                summary["DesiredInstanceCount"] = plan.instance_count
+            summaries.append(summary)
+        return summaries
+
+    async def _fail(self, endpoint: Resource, reason: str) -> None:
+        log.warning("endpoint %s failed: %s", endpoint.name, reason)
+        await self._stop_all(endpoint.name.lower())
+        await asyncio.to_thread(
+            self.repository.update,
+            ENDPOINT.key,
+            endpoint.name,
+            status=FAILED,
+            state={"FailureReason": reason[:1024]},
+            expect_status=(CREATING, IN_SERVICE),
+        )
+        route = self.router.route(endpoint.name)
+        if route is not None:
+            route.status = FAILED
+            route.variants = []
+
+    async def _supervise(self, endpoint: Resource) -> None:
+        """Replace workers that died, with a growing delay for ones that keep dying."""
+        key = endpoint.name.lower()
+        route = self.router.route(endpoint.name)
+        for running in list(self._running.get(key, [])):
+            code = running.process.returncode
+            if code is None:
+                continue
+            log.warning(
+                "worker %s-%d of endpoint %s exited with code %s; restarting",
+                running.variant,
+                running.index + 1,
+                endpoint.name,
+                code,
+            )
+            running.endpoint.healthy = False
+            self._running[key].remove(running)
+            await self.deployer.stop_instance(running)
+            slot = (key, running.variant, running.index)
+            ran_long = time.time() - running.started_at > _STABLE_SECONDS
+            attempt = 0 if ran_long else self._restarts.get(slot, 0)
+            self._restarts[slot] = attempt + 1
+            if attempt:
+                await asyncio.sleep(min(0.5 * 2**attempt, _MAX_RESTART_DELAY))
+            plan = self._plans[key][running.variant]
+            try:
+                replacement = await self._start(endpoint.name, plan, running.index)
+            except (DeploymentError, SabioError) as exc:
+                log.warning("restarting a worker of %s failed: %s", endpoint.name, exc)
+                continue
+            if route is not None:
+                for variant in route.variants:
+                    if variant.name == running.variant:
+                        variant.instances = [i for i in variant.instances if i.healthy]
+                        variant.instances.append(replacement.endpoint)
+
+    async def _stop_leftovers(self, endpoint: Resource) -> None:
+        await self._stop_all(endpoint.name.lower())
+
+    async def _tear_down(self, endpoint: Resource) -> None:
+        key = endpoint.name.lower()
+        await self.router.remove_route(endpoint.name)
+        await self._stop_all(key)
+        self._plans.pop(key, None)
+        await asyncio.to_thread(self.repository.delete, ENDPOINT.key, endpoint.name)
+        await self.router.remove_route(endpoint.name)
+        log.info("endpoint %s deleted", endpoint.name)
+
+    async def _stop_all(self, key: str) -> None:
+        instances = self._running.pop(key, [])
+        await asyncio.gather(*(self.deployer.stop_instance(i) for i in instances))

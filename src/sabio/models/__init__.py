@@ -1,0 +1,1 @@
+"""CreateModel, DescribeModel, ListModels, DeleteModel."""

@@ -1,0 +1,102 @@
+"""The composition root: builds every part of a Sabio server from one `Settings`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.applications import Starlette
+
+from sabio.api.app import create_app
+from sabio.api.control_plane import ControlPlane, Operation
+from sabio.api.runtime import Runtime
+from sabio.arns import ArnFactory
+from sabio.artifacts.local import LocalArtifactStore
+from sabio.artifacts.registry import ArtifactRegistry
+from sabio.compute.local import LocalBackend
+from sabio.config import Settings
+from sabio.endpoints.configs import EndpointConfigService
+from sabio.endpoints.controller import EndpointController
+from sabio.endpoints.deployment import Deployer
+from sabio.endpoints.service import EndpointService
+from sabio.environments.builder import EnvironmentBuilder
+from sabio.models.service import ModelService
+from sabio.resources import Catalog
+from sabio.serving.model_data import ModelDataCache
+from sabio.serving.router import Router
+from sabio.store import database
+from sabio.store.repository import Repository
+from sabio.tagging.service import TagService
+
+log = logging.getLogger("sabio")
+
+# What user code inherits from the server's environment; nothing else (no credentials).
+_INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "SSL_CERT_FILE")
+
+
+def artifact_registry(settings: Settings) -> ArtifactRegistry:
+    registry = ArtifactRegistry()
+    root = settings.resolved_artifact_root
+    registry.register("s3", lambda: LocalArtifactStore(root))
+    return registry
+
+
+@dataclass
+class Platform:
+    settings: Settings
+    repository: Repository
+    artifacts: ArtifactRegistry
+    router: Router
+    controller: EndpointController
+    operations: dict[str, Operation]
+
+    async def start(self) -> None:
+        await self.controller.start()
+
+    async def stop(self) -> None:
+        await self.controller.stop()
+        self.repository.engine.dispose()
+
+
+def build_platform(settings: Settings, environ: Mapping[str, str]) -> Platform:
+    settings.home.mkdir(parents=True, exist_ok=True)
+    repository = Repository(database.create(settings.resolved_database_url))
+    arns = ArnFactory(settings.region, settings.account_id)
+    catalog = Catalog(repository, arns)
+    artifacts = artifact_registry(settings)
+    router = Router(settings.account_id, settings.invocation_timeout_seconds)
+    deployer = Deployer(
+        home=settings.home,
+        logs_dir=settings.logs_dir,
+        models=ModelDataCache(settings.models_dir, artifacts),
+        environments=EnvironmentBuilder.from_pip_environment(settings.environments_dir, environ),
+        backend=LocalBackend(),
+        base_env={k: environ[k] for k in _INHERITED if k in environ},
+        startup_timeout=settings.worker_startup_timeout_seconds,
+        stop_grace=settings.worker_stop_grace_seconds,
+    )
+    controller = EndpointController(
+        repository, deployer, router, arns, interval=settings.reconcile_interval_seconds
+    )
+    operations: dict[str, Any] = {}
+    for service in (
+        ModelService(catalog),
+        EndpointConfigService(catalog, settings.max_instances_per_endpoint),
+        EndpointService(catalog, controller.notify),
+        TagService(catalog),
+    ):
+        operations.update(service.operations())
+    return Platform(settings, repository, artifacts, router, controller, operations)
+
+
+def build_app(settings: Settings, environ: Mapping[str, str]) -> tuple[Starlette, Platform]:
+    platform = build_platform(settings, environ)
+    app = create_app(
+        ControlPlane(platform.operations, settings.max_request_bytes),
+        Runtime(platform.router, settings.max_invocation_bytes),
+        platform.start,
+        platform.stop,
+    )
+    return app, platform

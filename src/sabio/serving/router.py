@@ -1,0 +1,187 @@
+"""The runtime router: picks a variant by weight (or `TargetVariant`), picks a healthy instance,
+and forwards the invocation over a pooled keep-alive connection to that instance's worker."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import aiohttp
+
+from sabio.errors import ModelError, ModelNotReadyError, RuntimeValidationError
+
+FORWARDED_HEADERS = (
+    "content-type",
+    "accept",
+    "x-amzn-sagemaker-custom-attributes",
+    "x-amzn-sagemaker-inference-id",
+    "x-amzn-sagemaker-target-model",
+)
+
+
+@dataclass
+class Instance:
+    """One worker process of a variant, reached over a Unix socket."""
+
+    socket_path: str
+    session: aiohttp.ClientSession | None = None
+    healthy: bool = True
+
+    def client(self) -> aiohttp.ClientSession:
+        if self.session is None or self.session.closed:
+            connector = aiohttp.UnixConnector(path=self.socket_path, limit=0, keepalive_timeout=60)
+            self.session = aiohttp.ClientSession(
+                connector=connector, auto_decompress=False, skip_auto_headers=("User-Agent",)
+            )
+        return self.session
+
+    async def close(self) -> None:
+        if self.session is not None:
+            await self.session.close()
+            self.session = None
+
+
+@dataclass
+class Variant:
+    name: str
+    weight: float
+    instances: list[Instance] = field(default_factory=list)
+    _cycle: itertools.count[int] = field(default_factory=itertools.count)
+
+    def pick(self) -> Instance | None:
+        instances = self.instances
+        count = len(instances)
+        for _ in range(count):
+            instance = instances[next(self._cycle) % count]
+            if instance.healthy:
+                return instance
+        return None
+
+
+@dataclass
+class Route:
+    """What the router knows of one endpoint."""
+
+    name: str
+    status: str
+    variants: list[Variant] = field(default_factory=list)
+    log_group: str = ""
+
+    def choose(self, target: str | None) -> Variant:
+        if target is not None:
+            for variant in self.variants:
+                if variant.name.lower() == target.lower():
+                    return variant
+            raise RuntimeValidationError(
+                f"The variant {target} does not exist on endpoint {self.name}."
+            )
+        if len(self.variants) == 1:
+            return self.variants[0]
+        weights = [v.weight for v in self.variants]
+        if sum(weights) <= 0:
+            raise RuntimeValidationError(f"Every variant of endpoint {self.name} has weight 0.")
+        return random.choices(self.variants, weights=weights)[0]
+
+
+@dataclass(frozen=True)
+class Invocation:
+    body: bytes
+    content_type: str
+    variant: str
+    custom_attributes: str | None
+
+
+class Router:
+    def __init__(self, account_id: str, timeout_seconds: float) -> None:
+        self.account_id = account_id
+        self.timeout = aiohttp.ClientTimeout(total=timeout_seconds)
+        self._routes: dict[str, Route] = {}
+
+    def set_route(self, route: Route) -> None:
+        self._routes[route.name.lower()] = route
+
+    def names(self) -> list[str]:
+        return list(self._routes)
+
+    def route(self, name: str) -> Route | None:
+        return self._routes.get(name.lower())
+
+    async def remove_route(self, name: str) -> None:
+        route = self._routes.pop(name.lower(), None)
+        if route is not None:
+            for variant in route.variants:
+                for instance in variant.instances:
+                    await instance.close()
+
+    def _route_for(self, name: str) -> Route:
+        route = self._routes.get(name.lower())
+        if route is None:
+            raise RuntimeValidationError(f"Endpoint {name} of account {self.account_id} not found.")
+        if route.status not in ("InService", "Updating"):
+            raise RuntimeValidationError(
+                f"Endpoint {name} of account {self.account_id} is not in service "
+                f"(status {route.status})."
+            )
+        return route
+
+    async def invoke(
+        self, name: str, body: bytes, headers: Mapping[str, str], target_variant: str | None
+    ) -> Invocation:
+        route = self._route_for(name)
+        variant = route.choose(target_variant)
+        instance = variant.pick()
+        if instance is None:
+            raise ModelNotReadyError(
+                f"No instance of variant {variant.name} of endpoint {name} is ready; "
+                "a replacement is starting. Retry shortly."
+            )
+        forwarded = {k: v for k, v in headers.items() if k in FORWARDED_HEADERS}
+        try:
+            async with instance.client().post(
+                "http://worker/invocations", data=body, headers=forwarded, timeout=self.timeout
+            ) as response:
+                payload = await response.read()
+                if response.status >= 400:
+                    raise _model_error(response.status, payload, route.log_group)
+                return Invocation(
+                    body=payload,
+                    content_type=response.headers.get("Content-Type", "application/json"),
+                    variant=variant.name,
+                    custom_attributes=response.headers.get("X-Amzn-SageMaker-Custom-Attributes"),
+                )
+        except TimeoutError:
+            raise ModelError(
+                f"Your invocation timed out while waiting for a response from container "
+                f"{variant.name}. Review the latency metrics for each container, or increase "
+                "the invocation timeout (SABIO_INVOCATION_TIMEOUT_SECONDS).",
+                OriginalStatusCode=0,
+                LogStreamArn=route.log_group,
+            ) from None
+        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
+            instance.healthy = False
+            raise ModelError(
+                f"The worker of variant {variant.name} closed the connection without a "
+                f"response ({type(exc).__name__}); it is being restarted.",
+                OriginalStatusCode=0,
+                LogStreamArn=route.log_group,
+            ) from None
+
+    async def close(self) -> None:
+        for name in list(self._routes):
+            await self.remove_route(name)
+        await asyncio.sleep(0)
+
+
+def _model_error(status: int, payload: bytes, log_group: str) -> ModelError:
+    text = payload.decode("utf-8", "replace")[:4096]
+    kind = "client" if status < 500 else "server"
+    return ModelError(
+        f'Received {kind} error ({status}) from primary with message "{text}". '
+        f"See the log group {log_group} for more information.",
+        OriginalStatusCode=status,
+        OriginalMessage=text,
+        LogStreamArn=log_group,
+    )

@@ -1,0 +1,1 @@
+"""AddTags, ListTags and DeleteTags on every taggable resource."""

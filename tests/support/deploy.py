@@ -1,0 +1,73 @@
+"""Deploying through boto3 exactly as the SageMaker tutorials do."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+from support.server import SabioServer
+
+from sabio.artifacts.local import LocalArtifactStore
+from sabio.artifacts.uri import parse
+
+SKLEARN_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
+ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def store_archive(server: SabioServer, archive: Path, key: str) -> str:
+    """Put a file in the server's artifact store; returns its s3:// URI."""
+    uri = f"s3://models/{key}"
+    LocalArtifactStore(server.home / "artifacts").upload_file(archive, parse(uri))
+    return uri
+
+
+def deploy(
+    sm: Any,
+    model_uri: str | None,
+    *,
+    name: str | None = None,
+    environment: dict[str, str] | None = None,
+    instance_count: int = 1,
+    wait: bool = True,
+    image: str = SKLEARN_IMAGE,
+) -> str:
+    name = name or unique("ep")
+    container: dict[str, Any] = {"Image": image}
+    if model_uri:
+        container["ModelDataUrl"] = model_uri
+    if environment:
+        container["Environment"] = environment
+    sm.create_model(ModelName=name, ExecutionRoleArn=ROLE, PrimaryContainer=container)
+    sm.create_endpoint_config(
+        EndpointConfigName=name,
+        ProductionVariants=[
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": name,
+                "InstanceType": "ml.m5.large",
+                "InitialInstanceCount": instance_count,
+            }
+        ],
+    )
+    sm.create_endpoint(EndpointName=name, EndpointConfigName=name)
+    if wait:
+        sm.get_waiter("endpoint_in_service").wait(
+            EndpointName=name, WaiterConfig={"Delay": 0.2, "MaxAttempts": 300}
+        )
+    return name
+
+
+def wait_for_status(sm: Any, name: str, statuses: set[str], timeout: float = 60) -> dict[str, Any]:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        described: dict[str, Any] = sm.describe_endpoint(EndpointName=name)
+        if described["EndpointStatus"] in statuses or time.monotonic() > deadline:
+            return described
+        time.sleep(0.1)
