@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from support.deploy import deploy, store_archive, unique
 from support.models import INFERENCE_PY, iris_model, model_archive
 from support.server import SabioServer
@@ -71,9 +72,9 @@ def test_two_instances_share_the_load(server: SabioServer, sm: Any, runtime: Any
     name = deploy(sm, uri, instance_count=2)
     pids = {
         json.loads(
-            runtime.invoke_endpoint(EndpointName=name, ContentType="application/json", Body="[[1,2,3,4]]")[
-                "Body"
-            ].read()
+            runtime.invoke_endpoint(
+                EndpointName=name, ContentType="application/json", Body="[[1,2,3,4]]"
+            )["Body"].read()
         )["pid"]
         for _ in range(6)
     }

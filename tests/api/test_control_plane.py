@@ -12,6 +12,7 @@ import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError, WaiterError
+
 from support.deploy import ROLE, SKLEARN_IMAGE, unique
 from support.server import SabioServer
 
@@ -153,7 +154,10 @@ def test_variant_validation_names_member_and_rule(endpoint_url: str, sm: Any):
     client = unchecked(endpoint_url)
     variant = {"VariantName": "v", "ModelName": model, "InstanceType": "ml.m5.large"}
     cases = [
-        ({**variant, "InitialInstanceCount": 0}, "Member must have value greater than or equal to 1"),
+        (
+            {**variant, "InitialInstanceCount": 0},
+            "Member must have value greater than or equal to 1",
+        ),
         ({**variant, "InitialInstanceCount": "two"}, "Member must be of type integer"),
         ({**variant, "InitialInstanceCount": True}, "Member must be of type integer"),
         (
@@ -161,7 +165,10 @@ def test_variant_validation_names_member_and_rule(endpoint_url: str, sm: Any):
             "Member must satisfy enum value set",
         ),
         ({**variant}, "InitialInstanceCount is required"),
-        ({"VariantName": "v", "ModelName": model, "InitialInstanceCount": 1}, "InstanceType is required"),
+        (
+            {"VariantName": "v", "ModelName": model, "InitialInstanceCount": 1},
+            "InstanceType is required",
+        ),
     ]
     for bad, fragment in cases:
         with pytest.raises(ClientError) as excinfo:
@@ -217,7 +224,9 @@ def test_malformed_and_oversized_bodies(server: SabioServer):
     assert (status, body["__type"]) == (400, "SerializationException")
     status, body = raw(server, "SageMaker.ListModels", b"[1, 2]")
     assert (status, body["__type"]) == (400, "SerializationException")
-    status, body = raw(server, "SageMaker.ListModels", b'{"MaxResults": "' + b"9" * (17 << 20) + b'"}')
+    status, body = raw(
+        server, "SageMaker.ListModels", b'{"MaxResults": "' + b"9" * (17 << 20) + b'"}'
+    )
     assert status == 413
     assert body["__type"] == "ValidationException"
 
@@ -232,7 +241,10 @@ def test_list_paging_sorting_and_filters(sm: Any):
     paginator = sm.get_paginator("list_models")
     pages = list(
         paginator.paginate(
-            NameContains=prefix, SortBy="Name", SortOrder="Ascending", PaginationConfig={"PageSize": 2}
+            NameContains=prefix,
+            SortBy="Name",
+            SortOrder="Ascending",
+            PaginationConfig={"PageSize": 2},
         )
     )
     assert [len(p["Models"]) for p in pages] == [2, 2, 1]
@@ -252,7 +264,9 @@ def test_tags_on_every_resource(sm: Any):
     make_model(sm, name, Tags=[{"Key": "team", "Value": "fraud"}])
     arn = sm.describe_model(ModelName=name)["ModelArn"]
     assert sm.list_tags(ResourceArn=arn)["Tags"] == [{"Key": "team", "Value": "fraud"}]
-    sm.add_tags(ResourceArn=arn, Tags=[{"Key": "stage", "Value": "dev"}, {"Key": "team", "Value": "risk"}])
+    sm.add_tags(
+        ResourceArn=arn, Tags=[{"Key": "stage", "Value": "dev"}, {"Key": "team", "Value": "risk"}]
+    )
     assert sm.list_tags(ResourceArn=arn)["Tags"] == [
         {"Key": "stage", "Value": "dev"},
         {"Key": "team", "Value": "risk"},
@@ -262,7 +276,12 @@ def test_tags_on_every_resource(sm: Any):
     config_arn = sm.create_endpoint_config(
         EndpointConfigName=name,
         ProductionVariants=[
-            {"VariantName": "v", "ModelName": name, "InstanceType": "ml.t2.medium", "InitialInstanceCount": 1}
+            {
+                "VariantName": "v",
+                "ModelName": name,
+                "InstanceType": "ml.t2.medium",
+                "InitialInstanceCount": 1,
+            }
         ],
         Tags=[{"Key": "k", "Value": "v"}],
     )["EndpointConfigArn"]
@@ -289,7 +308,12 @@ def test_endpoint_config_round_trip(sm: Any):
     sm.create_endpoint_config(
         EndpointConfigName=name,
         ProductionVariants=[
-            {"VariantName": "a", "ModelName": model, "InstanceType": "ml.c5.xlarge", "InitialInstanceCount": 2}
+            {
+                "VariantName": "a",
+                "ModelName": model,
+                "InstanceType": "ml.c5.xlarge",
+                "InitialInstanceCount": 2,
+            }
         ],
     )
     described = sm.describe_endpoint_config(EndpointConfigName=name)

@@ -43,14 +43,14 @@ def test_bad_endpoint_name_reports_the_pattern_as_aws_does() -> None:
 def test_missing_required_member_is_null() -> None:
     message = rejection("CreateEndpointConfig", {"EndpointConfigName": "cfg"})
     assert message == (
-        "1 validation error detected: Value 'null' at 'productionVariants' failed to satisfy "
+        "1 validation error detected: Value null at 'productionVariants' failed to satisfy "
         "constraint: Member must not be null"
     )
 
 
 def test_explicit_null_for_required_member_counts_as_missing() -> None:
     params = {"EndpointConfigName": "cfg", "ProductionVariants": None}
-    assert "Value 'null' at 'productionVariants'" in rejection("CreateEndpointConfig", params)
+    assert "Value null at 'productionVariants'" in rejection("CreateEndpointConfig", params)
 
 
 def test_range_and_enum_violations_in_list_items_are_both_reported() -> None:

@@ -14,7 +14,8 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, WaiterError
+
 from support.deploy import ROLE, SKLEARN_IMAGE, deploy, store_archive, unique, wait_for_status
 from support.models import INFERENCE_PY, model_archive
 from support.server import SabioServer
@@ -53,7 +54,9 @@ def test_failure_reasons(impatient: SabioServer, monkeypatch: pytest.MonkeyPatch
 
     raising = "def model_fn(model_dir):\n    raise ValueError('weights are corrupt')\n"
     uri = store_archive(
-        impatient, model_archive(tmp_path / "a.tar.gz", {"code/inference.py": raising}), "f/a.tar.gz"
+        impatient,
+        model_archive(tmp_path / "a.tar.gz", {"code/inference.py": raising}),
+        "f/a.tar.gz",
     )
     name = deploy(sm, uri, wait=False)
     reason = failed_reason(sm, name)
@@ -61,7 +64,9 @@ def test_failure_reasons(impatient: SabioServer, monkeypatch: pytest.MonkeyPatch
 
     hanging = "import time\n\ndef model_fn(model_dir):\n    time.sleep(3600)\n"
     uri = store_archive(
-        impatient, model_archive(tmp_path / "b.tar.gz", {"code/inference.py": hanging}), "f/b.tar.gz"
+        impatient,
+        model_archive(tmp_path / "b.tar.gz", {"code/inference.py": hanging}),
+        "f/b.tar.gz",
     )
     name = deploy(sm, uri, wait=False)
     assert "did not answer GET /ping within 4 seconds" in failed_reason(sm, name)
@@ -69,7 +74,7 @@ def test_failure_reasons(impatient: SabioServer, monkeypatch: pytest.MonkeyPatch
     broken = store_archive(impatient, _write(tmp_path / "c.tar.gz", b"not a tarball"), "f/c.tar.gz")
     assert "not a valid tar.gz" in failed_reason(sm, deploy(sm, broken, wait=False))
 
-    with pytest.raises(sm.exceptions.ClientError, match="Failed"):
+    with pytest.raises(WaiterError, match="Failed"):
         sm.get_waiter("endpoint_in_service").wait(
             EndpointName=name, WaiterConfig={"Delay": 0.2, "MaxAttempts": 5}
         )
@@ -78,11 +83,18 @@ def test_failure_reasons(impatient: SabioServer, monkeypatch: pytest.MonkeyPatch
 def test_gpu_instance_type_fails_clearly(impatient: SabioServer, monkeypatch: pytest.MonkeyPatch):
     sm, _ = clients(impatient, monkeypatch)
     name = unique("gpu")
-    sm.create_model(ModelName=name, ExecutionRoleArn=ROLE, PrimaryContainer={"Image": SKLEARN_IMAGE})
+    sm.create_model(
+        ModelName=name, ExecutionRoleArn=ROLE, PrimaryContainer={"Image": SKLEARN_IMAGE}
+    )
     sm.create_endpoint_config(
         EndpointConfigName=name,
         ProductionVariants=[
-            {"VariantName": "v", "ModelName": name, "InstanceType": "ml.g4dn.xlarge", "InitialInstanceCount": 1}
+            {
+                "VariantName": "v",
+                "ModelName": name,
+                "InstanceType": "ml.g4dn.xlarge",
+                "InitialInstanceCount": 1,
+            }
         ],
     )
     sm.create_endpoint(EndpointName=name, EndpointConfigName=name)
@@ -90,7 +102,9 @@ def test_gpu_instance_type_fails_clearly(impatient: SabioServer, monkeypatch: py
 
 
 @pytest.mark.slow
-def test_environment_build_failure(impatient: SabioServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+def test_environment_build_failure(
+    impatient: SabioServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+):
     sm, _ = clients(impatient, monkeypatch)
     files = {"code/inference.py": INFERENCE_PY, "code/requirements.txt": "roman==999.0.0\n"}
     uri = store_archive(impatient, model_archive(tmp_path / "m.tar.gz", files), "f/env.tar.gz")
@@ -110,7 +124,9 @@ def test_requirements_txt_brings_a_package_the_server_lacks(
         'return json.dumps([roman.toRoman(int(p) + 1) for p in prediction]), "application/json"',
     )
     files = {"code/inference.py": code, "code/requirements.txt": "roman==4.2\n"}
-    uri = store_archive(server, model_archive(tmp_path / "m.tar.gz", files), f"{unique('req')}/m.tar.gz")
+    uri = store_archive(
+        server, model_archive(tmp_path / "m.tar.gz", files), f"{unique('req')}/m.tar.gz"
+    )
     name = deploy(sm, uri)
     body = runtime.invoke_endpoint(
         EndpointName=name, ContentType="application/json", Body="[[5.1, 3.5, 1.4, 0.2]]"
@@ -124,10 +140,14 @@ def test_model_errors_are_424_with_the_original_status(
 ):
     code = INFERENCE_PY.replace(
         "def predict_fn(data, model):\n",
-        "def predict_fn(data, model):\n    if data.size == 1:\n        raise RuntimeError('one value is not a row')\n",
+        "def predict_fn(data, model):\n"
+        "    if data.size == 1:\n"
+        "        raise RuntimeError('one value is not a row')\n",
     )
     uri = store_archive(
-        server, model_archive(tmp_path / "m.tar.gz", {"code/inference.py": code}), f"{unique('err')}/m.tar.gz"
+        server,
+        model_archive(tmp_path / "m.tar.gz", {"code/inference.py": code}),
+        f"{unique('err')}/m.tar.gz",
     )
     name = deploy(sm, uri)
     with pytest.raises(runtime.exceptions.ModelError) as excinfo:
@@ -146,11 +166,13 @@ def test_model_errors_are_424_with_the_original_status(
     assert too_big.value.response["ResponseMetadata"]["HTTPStatusCode"] == 413
 
     with pytest.raises(runtime.exceptions.ValidationError) as missing:
-        runtime.invoke_endpoint(EndpointName="no-such-endpoint", ContentType="application/json", Body="1")
+        runtime.invoke_endpoint(
+            EndpointName="no-such-endpoint", ContentType="application/json", Body="1"
+        )
     assert missing.value.response["Error"]["Message"] == (
         "Endpoint no-such-endpoint of account 123456789012 not found."
     )
-    with pytest.raises(runtime.exceptions.ValidationError, match="TargetVariant|variant"):
+    with pytest.raises(runtime.exceptions.ValidationError, match=r"variant"):
         runtime.invoke_endpoint(EndpointName=name, Body="[[1,2,3,4]]", TargetVariant="nope")
     sm.delete_endpoint(EndpointName=name)
 
@@ -161,7 +183,9 @@ def test_a_dead_worker_is_replaced(server: SabioServer, sm: Any, runtime: Any, t
         'return json.dumps({"pid": os.getpid()}), "application/json"',
     )
     uri = store_archive(
-        server, model_archive(tmp_path / "m.tar.gz", {"code/inference.py": code}), f"{unique('kill')}/m.tar.gz"
+        server,
+        model_archive(tmp_path / "m.tar.gz", {"code/inference.py": code}),
+        f"{unique('kill')}/m.tar.gz",
     )
     name = deploy(sm, uri)
 
@@ -187,16 +211,16 @@ def test_a_dead_worker_is_replaced(server: SabioServer, sm: Any, runtime: Any, t
     sm.delete_endpoint(EndpointName=name)
 
 
-def test_restart_keeps_endpoints_in_service(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-):
+def test_restart_keeps_endpoints_in_service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     home = tmp_path / "home"
     home.mkdir()
     first = SabioServer(home)
     first.start()
     sm, runtime = clients(first, monkeypatch)
     uri = store_archive(
-        first, model_archive(tmp_path / "m.tar.gz", {"code/inference.py": INFERENCE_PY}), "r/m.tar.gz"
+        first,
+        model_archive(tmp_path / "m.tar.gz", {"code/inference.py": INFERENCE_PY}),
+        "r/m.tar.gz",
     )
     name = deploy(sm, uri)
     body = b"[[5.1, 3.5, 1.4, 0.2]]"

@@ -6,10 +6,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from support.server import SabioServer
-
 from sabio.artifacts.local import LocalArtifactStore
 from sabio.artifacts.uri import parse
+from support.server import SabioServer
 
 SKLEARN_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"

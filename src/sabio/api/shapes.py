@@ -257,6 +257,8 @@ def _matcher(pattern: str) -> Matcher | None:
 def _violation(shape: Shape, value: Any, path: str, constraint: str) -> str:
     if shape.metadata.get("sensitive"):
         return f"Value at '{path}' failed to satisfy constraint: {constraint}"
+    if value is None:
+        return f"Value null at '{path}' failed to satisfy constraint: {constraint}"
     return f"Value '{_render(value)}' at '{path}' failed to satisfy constraint: {constraint}"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -52,8 +53,15 @@ def cmd_server(args: argparse.Namespace) -> int:
         access_log=False,
         timeout_graceful_shutdown=30,
     )
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal through the handler
+    # that was installed before it: make that an ordinary exit with status 0.
+    signal.signal(signal.SIGTERM, _exit_after_shutdown)
     uvicorn.Server(config).run()
     return 0
+
+
+def _exit_after_shutdown(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def cmd_serve_model(args: argparse.Namespace) -> int:

@@ -52,9 +52,7 @@ def output_fn(prediction, accept):
 
 ROW = [[10.2, 5.1, 2.3, 1.4]]
 BUCKET = "sabio-quickstart"
-SKLEARN_IMAGE = (
-    "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
-)
+SKLEARN_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
 
 
 class Progress:

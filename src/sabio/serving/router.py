@@ -71,6 +71,10 @@ class Route:
     log_group: str = ""
 
     def choose(self, target: str | None) -> Variant:
+        if not self.variants:
+            raise ModelNotReadyError(
+                f"Endpoint {self.name} is starting its instances. Retry shortly."
+            )
         if target is not None:
             for variant in self.variants:
                 if variant.name.lower() == target.lower():

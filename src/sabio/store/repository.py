@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import builtins
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-import builtins
 from typing import Any
 
 from sqlalchemy import Engine, delete, func, select

@@ -71,7 +71,8 @@ def _xgboost_load(path: Path) -> Any:
         ) from exc
     booster = xgboost.Booster()
     try:
-        booster.load_model(str(path))
+        # From a buffer xgboost sniffs JSON vs UBJSON instead of guessing from the file name.
+        booster.load_model(bytearray(path.read_bytes()))
     except xgboost.core.XGBoostError as exc:
         if path.name == XGBOOST_NAME:
             # Older SageMaker XGBoost containers pickled the Booster under this name.
