@@ -7,11 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from starlette.applications import Starlette
-
-from sabio.api.app import create_app
+from sabio.api.app import create_asgi
 from sabio.api.control_plane import ControlPlane, Operation
-from sabio.api.runtime import Runtime
+from sabio.api.runtime import ASGIApp, Runtime
 from sabio.arns import ArnFactory
 from sabio.artifacts.local import LocalArtifactStore
 from sabio.artifacts.registry import ArtifactRegistry
@@ -91,9 +89,9 @@ def build_platform(settings: Settings, environ: Mapping[str, str]) -> Platform:
     return Platform(settings, repository, artifacts, router, controller, operations)
 
 
-def build_app(settings: Settings, environ: Mapping[str, str]) -> tuple[Starlette, Platform]:
+def build_app(settings: Settings, environ: Mapping[str, str]) -> tuple[ASGIApp, Platform]:
     platform = build_platform(settings, environ)
-    app = create_app(
+    app = create_asgi(
         ControlPlane(platform.operations, settings.max_request_bytes),
         Runtime(platform.router, settings.max_invocation_bytes),
         platform.start,

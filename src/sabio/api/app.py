@@ -12,12 +12,11 @@ from starlette.routing import Route
 
 from sabio import __version__
 from sabio.api.control_plane import ControlPlane
-from sabio.api.runtime import Runtime
+from sabio.api.runtime import ASGIApp, Runtime
 
 
 def create_app(
     control_plane: ControlPlane,
-    runtime: Runtime,
     on_startup: Callable[[], Awaitable[None]],
     on_shutdown: Callable[[], Awaitable[None]],
 ) -> Starlette:
@@ -39,14 +38,17 @@ def create_app(
 
     routes = [
         Route("/", control_plane.handle, methods=["POST"]),
-        Route("/endpoints/{name}/invocations", runtime.invoke, methods=["POST"]),
-        Route("/endpoints/{name}/async-invocations", runtime.not_supported, methods=["POST"]),
-        Route(
-            "/endpoints/{name}/invocations-response-stream",
-            runtime.not_supported,
-            methods=["POST"],
-        ),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/{path:path}", not_found, methods=["GET", "POST", "PUT", "DELETE", "HEAD"]),
     ]
     return Starlette(routes=routes, lifespan=lifespan)
+
+
+def create_asgi(
+    control_plane: ControlPlane,
+    runtime: Runtime,
+    on_startup: Callable[[], Awaitable[None]],
+    on_shutdown: Callable[[], Awaitable[None]],
+) -> ASGIApp:
+    """The runtime's raw handler in front of everything else."""
+    return runtime.wrap(create_app(control_plane, on_startup, on_shutdown))

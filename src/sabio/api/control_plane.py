@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from sabio import service_model
-from sabio.api.body import read_capped
+from sabio.api.body import content_length, read_capped
 from sabio.api.errors import JSON_11, json11_error, request_id
 from sabio.api.shapes import shape_output, validate_input
 from sabio.errors import (
@@ -62,7 +62,8 @@ class ControlPlane:
         too_large = PayloadTooLargeError(
             f"The request body is larger than {self.max_request_bytes} bytes."
         )
-        body = await read_capped(request, self.max_request_bytes, too_large)
+        declared = content_length(request.headers.get("content-length"))
+        body = await read_capped(request.receive, declared, self.max_request_bytes, too_large)
         try:
             params = json.loads(body or b"{}")
         except (ValueError, UnicodeDecodeError) as exc:

@@ -132,8 +132,9 @@ class Router:
         return route
 
     async def invoke(
-        self, name: str, body: bytes, headers: Mapping[str, str], target_variant: str | None
+        self, name: str, body: bytes, forwarded: Mapping[str, str], target_variant: str | None
     ) -> Invocation:
+        """Forward to one instance; `forwarded` holds the headers the worker may see."""
         route = self._route_for(name)
         variant = route.choose(target_variant)
         instance = variant.pick()
@@ -142,7 +143,6 @@ class Router:
                 f"No instance of variant {variant.name} of endpoint {name} is ready; "
                 "a replacement is starting. Retry shortly."
             )
-        forwarded = {k: v for k, v in headers.items() if k in FORWARDED_HEADERS}
         try:
             async with instance.client().post(
                 "http://worker/invocations", data=body, headers=forwarded, timeout=self.timeout

@@ -104,7 +104,7 @@ class WorkerApp:
                 if self.service is not None:
                     await _respond(send, 200, b"", _TEXT)
                 else:
-                    await _respond(send, 503, b"Model is loading\n", _TEXT)
+                    await _respond(send, 503, b"Model is loading", _TEXT)
             else:
                 await self._not_allowed(send, b"GET, HEAD")
         elif path == "/execution-parameters":

@@ -248,7 +248,10 @@ def run(args: argparse.Namespace) -> int:
                 where = f"unix:{args.uds}"
             else:
                 sock = _bind_tcp(args.host, _port(args))
-                where = "http://{}:{}".format(*sock.getsockname()[:2])
+                address, port = sock.getsockname()[:2]
+                where = (
+                    f"http://[{address}]:{port}" if ":" in address else f"http://{address}:{port}"
+                )
         except StartupError as exc:
             logger.error("%s", exc)
             write_failure(failure_file, str(exc))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from sabio.serving.worker.handlers import (
 Headers = Iterable[tuple[bytes, bytes]]
 ExtraHeaders = list[tuple[bytes, bytes]]
 Reply = tuple[bytes, str, ExtraHeaders | None]
+Predictor = Callable[[Any, Context | None], Any]
 _REQUEST_HOOKS = ("input_fn", "predict_fn", "output_fn", "transform_fn")
 _RESERVED_HEADERS = frozenset({"content-length", "content-type", "transfer-encoding", "connection"})
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9a-z-]+")
@@ -88,11 +89,7 @@ class Service:
         self._wants_context = any(
             hooks[name].wants_context for name in _REQUEST_HOOKS if name in hooks
         )
-        self._predict = (
-            default_predict(model)
-            if self._predict_fn is None and self._transform_fn is None
-            else None
-        )
+        self._predict = self._predictor(model, self._predict_fn, self._transform_fn is None)
         user_output = self._output_fn is not None or self._transform_fn is not None
         if not user_output and default_accept not in codecs.SUPPORTED:
             raise ModelLoadError(
@@ -102,6 +99,15 @@ class Service:
         self.negotiate = codecs.AcceptNegotiator(
             default_accept, None if user_output else codecs.SUPPORTED
         )
+
+    @staticmethod
+    def _predictor(model: Any, predict_fn: Hook | None, needed: bool) -> Predictor:
+        if predict_fn is not None:
+            return lambda data, context: predict_fn.call(context, data, model)
+        if not needed:
+            return lambda data, context: None
+        predict = default_predict(model)
+        return lambda data, context: predict(data)
 
     @classmethod
     def load(cls, model_dir: Path, environ: Mapping[str, str] | None = None) -> Service:
@@ -158,11 +164,7 @@ class Service:
                 data = input_fn.call(context, raw, media_type)
             except _CLIENT_DECODE_ERRORS as exc:
                 raise codecs.UndecodableBody(f"input_fn: {one_line(exc)}") from exc
-        predict_fn = self._predict_fn
-        if predict_fn is None:
-            prediction = self._predict(data)  # type: ignore[misc]
-        else:
-            prediction = predict_fn.call(context, data, self.model)
+        prediction = self._predict(data, context)
         output_fn = self._output_fn
         if output_fn is None:
             return codecs.encode(prediction, response_type), response_type, None

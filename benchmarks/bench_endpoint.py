@@ -1,0 +1,276 @@
+"""Benchmark: CreateEndpoint-to-InService time, InvokeEndpoint latency, and the router's
+overhead over calling the model worker directly.
+
+Starts a real Sabio server, deploys a scikit-learn LogisticRegression (20 features, framework
+defaults, no inference.py) and measures with sequential requests over keep-alive connections.
+Writes the figures to docs/benchmarks.md (section "Endpoints") unless --no-write is given.
+
+    .venv/bin/python benchmarks/bench_endpoint.py [--requests 3000] [--endpoints 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import hashlib
+import http.client
+import io
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import boto3
+import joblib
+from sklearn.datasets import make_classification
+from sklearn.linear_model import LogisticRegression
+
+ROOT = Path(__file__).resolve().parent.parent
+IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
+ROLE = "arn:aws:iam::123456789012:role/Bench"
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path: str) -> None:
+        super().__init__("worker")
+        self.path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(self.path)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def model_archive(path: Path) -> Path:
+    x, y = make_classification(n_samples=20000, n_features=20, random_state=0)
+    buffer = io.BytesIO()
+    joblib.dump(LogisticRegression(max_iter=1000).fit(x, y), buffer)
+    data = buffer.getvalue()
+    with tarfile.open(path, "w:gz") as tar:
+        info = tarfile.TarInfo("model.joblib")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def timed_posts(
+    connection: http.client.HTTPConnection, path: str, body: bytes, count: int
+) -> list[float]:
+    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    samples = []
+    for _ in range(count):
+        started = time.perf_counter()
+        connection.request("POST", path, body=body, headers=headers)
+        response = connection.getresponse()
+        response.read()
+        samples.append(time.perf_counter() - started)
+        assert response.status == 200, response.status
+    return samples
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
+    return (
+        f"{os.cpu_count()} cores ({model}), {memory:.0f} GiB, {platform.system()} "
+        f"{platform.release()}, Python {platform.python_version()}"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--endpoints", type=int, default=5)
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+
+    home = Path(tempfile.mkdtemp(prefix="sabio-bench-"))
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    os.environ.update(
+        AWS_ENDPOINT_URL=url,
+        AWS_ACCESS_KEY_ID="bench",
+        AWS_SECRET_ACCESS_KEY="bench",
+        AWS_DEFAULT_REGION="us-east-1",
+    )
+    log = (home / "server.log").open("wb")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "sabio", "server", "--port", str(port), "--home", str(home)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "SABIO_RECONCILE_INTERVAL_SECONDS": "1", "SABIO_LOG_LEVEL": "warning"},
+    )
+    results: dict[str, Any] = {}
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "sabio",
+                "s3",
+                "cp",
+                "--home",
+                str(home),
+                str(model_archive(home / "model.tar.gz")),
+                "s3://bench/logreg/model.tar.gz",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        sm = boto3.client("sagemaker")
+        runtime = boto3.client("sagemaker-runtime")
+        sm.create_model(
+            ModelName="logreg",
+            ExecutionRoleArn=ROLE,
+            PrimaryContainer={"Image": IMAGE, "ModelDataUrl": "s3://bench/logreg/model.tar.gz"},
+        )
+        sm.create_endpoint_config(
+            EndpointConfigName="logreg",
+            ProductionVariants=[
+                {
+                    "VariantName": "AllTraffic",
+                    "ModelName": "logreg",
+                    "InstanceType": "ml.m5.large",
+                    "InitialInstanceCount": 1,
+                }
+            ],
+        )
+
+        # CreateEndpoint -> InService, environment and model cache warm after the first one.
+        in_service = []
+        for index in range(args.endpoints + 1):
+            name = f"logreg-{index}"
+            started = time.perf_counter()
+            sm.create_endpoint(EndpointName=name, EndpointConfigName="logreg")
+            while sm.describe_endpoint(EndpointName=name)["EndpointStatus"] != "InService":
+                time.sleep(0.01)
+            elapsed = time.perf_counter() - started
+            if index:
+                in_service.append(elapsed)
+            else:
+                results["first_in_service_s"] = elapsed
+            if index < args.endpoints:
+                sm.delete_endpoint(EndpointName=name)
+        results["in_service_s"] = in_service
+        name = f"logreg-{args.endpoints}"
+
+        row = json.dumps([[0.1 * i for i in range(20)]]).encode()
+        # boto3 end to end, as users call it.
+        boto_samples = []
+        for _ in range(min(args.requests, 1000)):
+            started = time.perf_counter()
+            runtime.invoke_endpoint(EndpointName=name, ContentType="application/json", Body=row)[
+                "Body"
+            ].read()
+            boto_samples.append(time.perf_counter() - started)
+        results["boto3"] = boto_samples
+
+        # Router vs direct: the same raw HTTP client, interleaved in rounds.
+        digest = hashlib.sha256(str(home.resolve()).encode()).hexdigest()[:10]
+        sockets = sorted(Path(tempfile.gettempdir(), f"sabio-{digest}").glob("*.sock"))
+        assert len(sockets) == 1, sockets
+        via_server = http.client.HTTPConnection("127.0.0.1", port)
+        direct = UnixHTTPConnection(str(sockets[0]))
+        routed, straight = [], []
+        rounds = 10
+        for _ in range(rounds):
+            routed += timed_posts(
+                via_server, f"/endpoints/{name}/invocations", row, args.requests // rounds
+            )
+            straight += timed_posts(direct, "/invocations", row, args.requests // rounds)
+        results["routed"], results["direct"] = routed, straight
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+        log.close()
+
+    ms = 1000.0
+    first = results["first_in_service_s"]
+    warm = results["in_service_s"]
+    routed, straight, boto = results["routed"], results["direct"], results["boto3"]
+    overhead = statistics.median(routed) - statistics.median(straight)
+    table = [
+        "| measure | median | p99 |",
+        "|---|---|---|",
+        f"| CreateEndpoint -> InService, first (model extracted) | {first:.2f} s | |",
+        f"| CreateEndpoint -> InService, cached ({len(warm)} runs) | {statistics.median(warm):.2f} s | "
+        f"max {max(warm):.2f} s |",
+        f"| InvokeEndpoint with boto3 (client included) | {statistics.median(boto) * ms:.3f} ms | "
+        f"{percentile(boto, 0.99) * ms:.3f} ms |",
+        f"| POST /endpoints/.../invocations through the server | {statistics.median(routed) * ms:.3f} ms | "
+        f"{percentile(routed, 0.99) * ms:.3f} ms |",
+        f"| POST /invocations on the worker's socket directly | {statistics.median(straight) * ms:.3f} ms | "
+        f"{percentile(straight, 0.99) * ms:.3f} ms |",
+        f"| router overhead (difference of medians) | {overhead * ms:.3f} ms | |",
+    ]
+    print("\n".join(table))
+    if not args.no_write:
+        write_section(table, args)
+    return 0
+
+
+def write_section(table: list[str], args: argparse.Namespace) -> None:
+    path = ROOT / "docs" / "benchmarks.md"
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    start_marker, end_marker = "<!-- endpoints:start -->", "<!-- endpoints:end -->"
+    section = "\n".join(
+        [
+            start_marker,
+            "## Endpoints: deployment time and invocation latency",
+            "",
+            f"Measured {datetime.date.today().isoformat()} on {machine()} with "
+            f"`benchmarks/bench_endpoint.py --requests {args.requests} --endpoints {args.endpoints}`.",
+            "A scikit-learn LogisticRegression (20 features) served by the framework defaults; one "
+            "JSON row per request, sequential requests over keep-alive connections, client on the "
+            "same machine. Targets: InService within 3 s with a cached environment; median router "
+            "overhead under 1 ms.",
+            "",
+            *table,
+            end_marker,
+        ]
+    )
+    if start_marker in text:
+        before, rest = text.split(start_marker, 1)
+        after = rest.split(end_marker, 1)[1]
+        text = before + section + after
+    else:
+        text = text.rstrip() + "\n\n" + section + "\n"
+    path.write_text(text)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
