@@ -218,24 +218,25 @@ def main() -> int:
         server.wait(timeout=60)
         log.close()
 
-    ms = 1000.0
     first = results["first_in_service_s"]
     warm = results["in_service_s"]
     routed, straight, boto = results["routed"], results["direct"], results["boto3"]
     overhead = statistics.median(routed) - statistics.median(straight)
+
+    def latency(label: str, samples: list[float]) -> str:
+        median, p99 = statistics.median(samples) * 1000, percentile(samples, 0.99) * 1000
+        return f"| {label} | {median:.3f} ms | {p99:.3f} ms |"
+
     table = [
         "| measure | median | p99 |",
         "|---|---|---|",
         f"| CreateEndpoint -> InService, first (model extracted) | {first:.2f} s | |",
-        f"| CreateEndpoint -> InService, cached ({len(warm)} runs) | {statistics.median(warm):.2f} s | "
-        f"max {max(warm):.2f} s |",
-        f"| InvokeEndpoint with boto3 (client included) | {statistics.median(boto) * ms:.3f} ms | "
-        f"{percentile(boto, 0.99) * ms:.3f} ms |",
-        f"| POST /endpoints/.../invocations through the server | {statistics.median(routed) * ms:.3f} ms | "
-        f"{percentile(routed, 0.99) * ms:.3f} ms |",
-        f"| POST /invocations on the worker's socket directly | {statistics.median(straight) * ms:.3f} ms | "
-        f"{percentile(straight, 0.99) * ms:.3f} ms |",
-        f"| router overhead (difference of medians) | {overhead * ms:.3f} ms | |",
+        f"| CreateEndpoint -> InService, cached ({len(warm)} runs) "
+        f"| {statistics.median(warm):.2f} s | max {max(warm):.2f} s |",
+        latency("InvokeEndpoint with boto3 (client included)", boto),
+        latency("POST /endpoints/.../invocations through the server", routed),
+        latency("POST /invocations on the worker's socket directly", straight),
+        f"| router overhead (difference of medians) | {overhead * 1000:.3f} ms | |",
     ]
     print("\n".join(table))
     if not args.no_write:
@@ -253,7 +254,8 @@ def write_section(table: list[str], args: argparse.Namespace) -> None:
             "## Endpoints: deployment time and invocation latency",
             "",
             f"Measured {datetime.date.today().isoformat()} on {machine()} with "
-            f"`benchmarks/bench_endpoint.py --requests {args.requests} --endpoints {args.endpoints}`.",
+            f"`benchmarks/bench_endpoint.py --requests {args.requests} "
+            f"--endpoints {args.endpoints}`.",
             "A scikit-learn LogisticRegression (20 features) served by the framework defaults; one "
             "JSON row per request, sequential requests over keep-alive connections, client on the "
             "same machine. Targets: InService within 3 s with a cached environment; median router "
