@@ -330,3 +330,39 @@ def test_endpoint_config_round_trip(sm: Any):
     assert [c["EndpointConfigName"] for c in listed] == [name]
     sm.delete_endpoint_config(EndpointConfigName=name)
     assert sm.list_endpoint_configs(NameContains=name)["EndpointConfigs"] == []
+
+
+def test_responses_carry_every_required_member(server: SabioServer, sm: Any):
+    from sabio import service_model
+    from sabio.api.shapes import missing_required_output
+
+    name = unique("complete")
+    make_model(sm, name)
+    sm.create_endpoint_config(
+        EndpointConfigName=name,
+        ProductionVariants=[
+            {
+                "VariantName": "v",
+                "ModelName": name,
+                "InstanceType": "ml.t2.medium",
+                "InitialInstanceCount": 1,
+            }
+        ],
+    )
+    sm.create_endpoint(EndpointName=name, EndpointConfigName=name)
+    calls = [
+        ("DescribeModel", {"ModelName": name}),
+        ("DescribeEndpointConfig", {"EndpointConfigName": name}),
+        ("DescribeEndpoint", {"EndpointName": name}),
+        ("ListModels", {"NameContains": name}),
+        ("ListEndpointConfigs", {"NameContains": name}),
+        ("ListEndpoints", {"NameContains": name}),
+        ("ListTags", {"ResourceArn": f"arn:aws:sagemaker:us-east-1:123456789012:model/{name}"}),
+    ]
+    for operation, params in calls:
+        status, body = raw(server, f"SageMaker.{operation}", json.dumps(params).encode())
+        assert status == 200, body
+        model = service_model.operation(operation)
+        assert model is not None
+        assert missing_required_output(model, body) == [], operation
+    sm.delete_endpoint(EndpointName=name)

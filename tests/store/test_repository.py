@@ -108,9 +108,7 @@ def test_migrated_schema_matches_the_orm_rows(engine: Engine) -> None:
 
 def test_create_then_get_round_trips_every_field(repo: Repository) -> None:
     spec = {"PrimaryContainer": {"Image": "img", "Environment": {"K": "välue ✓"}}, "N": [1, 2.5]}
-    original = make(
-        "My-Model", status="Creating", created=T0 + 0.125, updated=T0 + 7.5, spec=spec
-    )
+    original = make("My-Model", status="Creating", created=T0 + 0.125, updated=T0 + 7.5, spec=spec)
     original.state = {"instances": [{"port": 8081}], "note": None}
     repo.create(original)
 

@@ -62,7 +62,9 @@ class PrivateCluster:
             try:
                 shutil.chown(self.base, user="postgres", group=None)
             except LookupError as exc:
-                raise PostgresUnavailable("running as root and there is no `postgres` user") from exc
+                raise PostgresUnavailable(
+                    "running as root and there is no `postgres` user"
+                ) from exc
             self.as_user = ["runuser", "-u", "postgres", "--"]
         self.url = f"{DRIVER}://postgres@127.0.0.1:{self.port}/postgres"
 

@@ -182,7 +182,7 @@ def run(home: Path | None = None, keep: bool = False) -> int:
             f"(variant {response['InvokedProductionVariant']})"
         )
         print()
-        print("Call it again from Python while the server runs:")
+        print("Call it again from Python while the server runs (sabio quickstart --keep):")
         print(
             textwrap.indent(
                 textwrap.dedent(
