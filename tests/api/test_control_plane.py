@@ -197,7 +197,12 @@ def test_unknown_image_is_rejected_at_create(sm: Any):
 
 
 def test_model_data_outside_a_bucket_is_rejected(sm: Any):
-    for url in ("s3://models/../../etc/passwd", "s3://models//etc/passwd", "file:///etc/passwd"):
+    for url in (
+        "s3://models/../../etc/passwd",
+        "s3://models//etc/passwd",
+        "file:///etc/passwd",
+        "https://example.com/models/model.tar.gz",
+    ):
         with pytest.raises(ClientError) as excinfo:
             sm.create_model(
                 ModelName=unique("m"),

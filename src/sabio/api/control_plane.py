@@ -15,9 +15,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from sabio import service_model
-from sabio.api.body import content_length, read_capped
 from sabio.api.errors import JSON_11, json11_error, request_id
 from sabio.api.shapes import shape_output, validate_input
+from sabio.asgi_body import content_length, read_capped
 from sabio.errors import (
     PayloadTooLargeError,
     SabioError,

@@ -11,8 +11,8 @@ import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from sabio.api.body import Receive, content_length, read_capped
 from sabio.api.errors import request_id
+from sabio.asgi_body import Receive, content_length, read_capped
 from sabio.errors import (
     InternalFailureError,
     RuntimePayloadTooLargeError,

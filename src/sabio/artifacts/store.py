@@ -49,7 +49,11 @@ class ArtifactStore(abc.ABC):
         """Copy the object to a local file, atomically."""
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f".{path.name}.partial")
-        with self.open_read(uri) as source, partial.open("wb") as target:
-            while chunk := source.read(1024 * 1024):
-                target.write(chunk)
-        partial.replace(path)
+        try:
+            with self.open_read(uri) as source, partial.open("wb") as target:
+                while chunk := source.read(1024 * 1024):
+                    target.write(chunk)
+            partial.replace(path)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise

@@ -28,6 +28,11 @@ def containers_of(spec: dict[str, Any]) -> list[dict[str, Any]]:
     return list(spec.get("Containers") or [])
 
 
+def _check_s3(uri: str, where: str) -> None:
+    if object_uri.parse(uri).scheme != "s3":
+        raise ValidationError(f"{where} must be an s3:// URI, not '{uri}'.")
+
+
 def _check_container(container: dict[str, Any], where: str) -> None:
     if container.get("ModelPackageName"):
         raise ValidationError(f"{where}.ModelPackageName: model packages are not supported yet.")
@@ -39,10 +44,10 @@ def _check_container(container: dict[str, Any], where: str) -> None:
         raise ValidationError(f"{where}.Mode: only SingleModel is supported yet.")
     data_url = container.get("ModelDataUrl")
     if data_url:
-        object_uri.parse(data_url)
+        _check_s3(data_url, f"{where}.ModelDataUrl")
     source = (container.get("ModelDataSource") or {}).get("S3DataSource")
     if source:
-        object_uri.parse(source["S3Uri"])
+        _check_s3(source["S3Uri"], f"{where}.ModelDataSource.S3DataSource.S3Uri")
         if data_url:
             raise ValidationError(f"{where}: give ModelDataUrl or ModelDataSource, not both.")
 

@@ -12,6 +12,7 @@ import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from sabio.asgi_body import read_capped
 from sabio.serving.worker.codecs import CodecError
 from sabio.serving.worker.handlers import one_line
 from sabio.serving.worker.service import ExtraHeaders, Service
@@ -56,26 +57,6 @@ async def _respond(
         headers.extend(extra)
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
-
-
-async def _read_body(receive: Receive, limit: int) -> bytes:
-    message = await receive()
-    body: bytes = message.get("body", b"")
-    if not message.get("more_body", False):
-        if len(body) > limit:
-            raise PayloadTooLarge
-        return body
-    chunks = [body]
-    size = len(body)
-    while True:
-        message = await receive()
-        chunk: bytes = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge
-        chunks.append(chunk)
-        if message["type"] != "http.request" or not message.get("more_body", False):
-            return b"".join(chunks)
 
 
 class WorkerApp:
@@ -132,7 +113,7 @@ class WorkerApp:
                 await self._too_large(send)
                 return
         try:
-            body = await _read_body(receive, self.max_body)
+            body = await read_capped(receive, None, self.max_body, PayloadTooLarge())
         except PayloadTooLarge:
             await self._too_large(send)
             return

@@ -1,11 +1,11 @@
-"""Reading ASGI request bodies with a size cap, without holding an oversized body in memory."""
+"""Reading ASGI request bodies with a size cap, without holding an oversized body in memory.
+
+Shared by the server's protocol adapters and the model worker."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
-
-from sabio.errors import SabioError
 
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 
@@ -15,7 +15,7 @@ _DRAIN_LIMIT = 256 * 1024 * 1024
 
 
 async def read_capped(
-    receive: Receive, declared: int | None, limit: int, error: SabioError
+    receive: Receive, declared: int | None, limit: int, error: Exception
 ) -> bytes:
     if declared is not None and declared > limit:
         await _drain(receive)
