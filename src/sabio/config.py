@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -31,7 +33,7 @@ class Settings(BaseSettings):
     worker_stop_grace_seconds: float = 10.0
     reconcile_interval_seconds: float = 1.0
     max_instances_per_endpoint: int = Field(default=8, ge=1)
-    log_level: str = "info"
+    log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = "info"
 
     @field_validator("home", mode="after")
     @classmethod
@@ -61,3 +63,9 @@ class Settings(BaseSettings):
     @property
     def logs_dir(self) -> Path:
         return self.home / "logs"
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """`SABIO_` variables that name no setting: most likely typos, worth a warning."""
+    known = {f"SABIO_{name.upper()}" for name in Settings.model_fields}
+    return sorted(k for k in environ if k.startswith("SABIO_") and k not in known)

@@ -11,7 +11,7 @@ from sabio.api.app import create_asgi
 from sabio.api.control_plane import ControlPlane, Operation
 from sabio.api.runtime import ASGIApp, Runtime
 from sabio.arns import ArnFactory
-from sabio.artifacts.local import LocalArtifactStore
+from sabio.artifacts import registry
 from sabio.artifacts.registry import ArtifactRegistry
 from sabio.compute.local import LocalBackend
 from sabio.config import Settings
@@ -32,13 +32,6 @@ log = logging.getLogger("sabio")
 
 # What user code inherits from the server's environment; nothing else (no credentials).
 _INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "SSL_CERT_FILE")
-
-
-def artifact_registry(settings: Settings) -> ArtifactRegistry:
-    registry = ArtifactRegistry()
-    root = settings.resolved_artifact_root
-    registry.register("s3", lambda: LocalArtifactStore(root))
-    return registry
 
 
 @dataclass
@@ -63,7 +56,7 @@ def build_platform(settings: Settings, environ: Mapping[str, str]) -> Platform:
     repository = Repository(database.create(settings.resolved_database_url))
     arns = ArnFactory(settings.region, settings.account_id)
     catalog = Catalog(repository, arns)
-    artifacts = artifact_registry(settings)
+    artifacts = registry.from_settings(settings)
     router = Router(settings.account_id, settings.invocation_timeout_seconds)
     deployer = Deployer(
         home=settings.home,

@@ -11,12 +11,11 @@ from typing import BinaryIO
 import pytest
 
 from sabio.artifacts.local import LocalArtifactStore
-from sabio.artifacts.registry import ArtifactRegistry
+from sabio.artifacts.registry import ArtifactRegistry, from_settings
 from sabio.artifacts.store import ArtifactStore
 from sabio.artifacts.uri import MAX_KEY_BYTES, ObjectUri, parse
 from sabio.config import Settings
 from sabio.errors import ValidationError
-from sabio.server import artifact_registry
 
 # parse()
 
@@ -384,10 +383,20 @@ def test_registry_builds_each_store_once_on_first_use(tmp_path: Path) -> None:
 
 def test_server_registry_creates_the_artifact_root_lazily(tmp_path: Path) -> None:
     settings = Settings(home=tmp_path / "home", artifact_root=tmp_path / "blobs")
-    registry = artifact_registry(settings)
+    registry = from_settings(settings)
     assert not (tmp_path / "blobs").exists()
     store, uri = registry.resolve("s3://bucket/k")
     assert isinstance(store, LocalArtifactStore)
     assert store.root == (tmp_path / "blobs").resolve()
     store.write(uri, io.BytesIO(b"v"))
     assert (tmp_path / "blobs" / "bucket" / "k").read_bytes() == b"v"
+
+
+def test_keys_that_clash_on_disk_are_client_errors(tmp_path: Path) -> None:
+    store = LocalArtifactStore(tmp_path)
+    store.write(parse("s3://bucket/a"), io.BytesIO(b"object"))
+    with pytest.raises(ValidationError, match="already an object"):
+        store.write(parse("s3://bucket/a/b"), io.BytesIO(b"below"))
+    store.write(parse("s3://bucket/c/d"), io.BytesIO(b"object"))
+    with pytest.raises(ValidationError, match="prefix of other objects"):
+        store.write(parse("s3://bucket/c"), io.BytesIO(b"above"))

@@ -46,7 +46,14 @@ class LocalArtifactStore(ArtifactStore):
         if not uri.key or uri.key.endswith("/"):
             raise ValidationError(f"'{uri}' does not name an object.")
         path = self.path_for(uri)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_dir():
+            raise ValidationError(f"'{uri}' is a prefix of other objects; choose another key.")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise ValidationError(
+                f"'{uri}' lies under a key that is already an object; choose another key."
+            ) from None
         fd, temp = tempfile.mkstemp(prefix=_PARTIAL_PREFIX, dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as target:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from sabio.artifacts.local import LocalArtifactStore
 from sabio.artifacts.store import ArtifactStore
 from sabio.artifacts.uri import ObjectUri, parse
+from sabio.config import Settings
 from sabio.errors import ValidationError
 
 
@@ -32,3 +34,11 @@ class ArtifactRegistry:
     def resolve(self, uri: str) -> tuple[ArtifactStore, ObjectUri]:
         parsed = parse(uri)
         return self.for_uri(parsed), parsed
+
+
+def from_settings(settings: Settings) -> ArtifactRegistry:
+    """The registry a server uses: `s3://` served by the local store under the home."""
+    registry = ArtifactRegistry()
+    root = settings.resolved_artifact_root
+    registry.register("s3", lambda: LocalArtifactStore(root))
+    return registry

@@ -27,11 +27,13 @@ def _settings(args: argparse.Namespace) -> object:
 def cmd_server(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from sabio.config import Settings
+    from sabio.config import Settings, unknown_variables
     from sabio.server import build_app
 
     settings = _settings(args)
     assert isinstance(settings, Settings)
+    for name in unknown_variables(os.environ):
+        print(f"sabio: warning: {name} is not a Sabio setting; ignoring it", file=sys.stderr)
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sabio.artifacts.registry import from_settings
 from sabio.config import Settings
 from sabio.errors import ValidationError
-from sabio.server import artifact_registry
 
 
 def copy(settings: Settings, source: str, destination: str, *, recursive: bool = False) -> int:
-    registry = artifact_registry(settings)
+    registry = from_settings(settings)
     remote_source, remote_destination = "://" in source, "://" in destination
     if remote_source == remote_destination:
         raise ValidationError("Copy between a local path and an s3:// URI (one of each).")
@@ -36,6 +36,9 @@ def copy(settings: Settings, source: str, destination: str, *, recursive: bool =
     local = Path(destination)
     if recursive:
         for info in store.list(origin):
+            rest = info.uri.key[len(origin.key) :]
+            if origin.key and not origin.key.endswith("/") and rest and not rest.startswith("/"):
+                continue  # a sibling: `tree` names the directory `tree/`, not `treehouse/`
             relative = info.uri.key[len(origin.key) :].lstrip("/") or info.uri.key.rsplit("/")[-1]
             store.download_file(info.uri, local / relative)
             print(f"download: {info.uri} to {local / relative}")
