@@ -4,11 +4,13 @@ configured only through AWS_ENDPOINT_URL."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import boto3
 import pytest
 
+from support.postgres import PostgresUnavailable, postgres_server
 from support.server import SabioServer
 
 
@@ -55,3 +57,14 @@ def runtime(endpoint_url: str) -> object:
 @pytest.fixture(scope="session")
 def model_tarballs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL server for the session (a private cluster unless SABIO_TEST_DATABASE_URL)."""
+    with ExitStack() as stack:
+        try:
+            url = stack.enter_context(postgres_server())
+        except PostgresUnavailable as exc:
+            pytest.skip(f"no PostgreSQL to test against: {exc}")
+        yield url

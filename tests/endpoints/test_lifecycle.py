@@ -16,7 +16,15 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError, WaiterError
 
-from support.deploy import ROLE, SKLEARN_IMAGE, deploy, store_archive, unique, wait_for_status
+from support.deploy import (
+    ROLE,
+    SKLEARN_IMAGE,
+    deploy,
+    invoke_when_ready,
+    store_archive,
+    unique,
+    wait_for_status,
+)
 from support.models import INFERENCE_PY, model_archive
 from support.server import SabioServer
 
@@ -237,17 +245,7 @@ def test_restart_keeps_endpoints_in_service(tmp_path: Path, monkeypatch: pytest.
     second.start()
     try:
         assert sm.describe_endpoint(EndpointName=name)["EndpointStatus"] == "InService"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                after = runtime.invoke_endpoint(
-                    EndpointName=name, ContentType="application/json", Body=body
-                )["Body"].read()
-                break
-            except ClientError as error:
-                assert error.response["Error"]["Code"] == "ModelNotReadyException"
-                assert time.monotonic() < deadline
-                time.sleep(0.1)
+        after = invoke_when_ready(runtime, name, body)
         assert after == before
     finally:
         second.stop()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -11,18 +10,7 @@ from sqlalchemy import Engine
 
 from sabio.store import database
 from sabio.store.repository import Repository
-from support.postgres import PostgresUnavailable, fresh_database, postgres_server
-
-
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A PostgreSQL server for the session (a private cluster unless SABIO_TEST_DATABASE_URL)."""
-    with ExitStack() as stack:
-        try:
-            url = stack.enter_context(postgres_server())
-        except PostgresUnavailable as exc:
-            pytest.skip(f"no PostgreSQL to test against: {exc}")
-        yield url
+from support.postgres import fresh_database
 
 
 @pytest.fixture(

@@ -70,3 +70,23 @@ def wait_for_status(sm: Any, name: str, statuses: set[str], timeout: float = 60)
         if described["EndpointStatus"] in statuses or time.monotonic() > deadline:
             return described
         time.sleep(0.1)
+
+
+def invoke_when_ready(runtime: Any, name: str, body: bytes, timeout: float = 30) -> bytes:
+    """Invoke, retrying only while the endpoint's instances are still starting."""
+    import time
+
+    from botocore.exceptions import ClientError
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            response = runtime.invoke_endpoint(
+                EndpointName=name, ContentType="application/json", Body=body
+            )
+            return bytes(response["Body"].read())
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ModelNotReadyException":
+                raise
+            assert time.monotonic() < deadline, "the endpoint never became ready"
+            time.sleep(0.1)
