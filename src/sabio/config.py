@@ -57,10 +57,6 @@ class Settings(BaseSettings):
         return self.home / "models"
 
     @property
-    def runtime_dir(self) -> Path:
-        return self.home / "run"
-
-    @property
     def logs_dir(self) -> Path:
         return self.home / "logs"
 

@@ -65,7 +65,8 @@ _EXPLICIT: dict[str, tuple[int, float, int]] = {
     "ml.g5.48xlarge": (192, 768, 8),
 }
 
-_GPU_FAMILIES = ("p", "g", "dl")
+# Families with accelerators (GPUs, Inferentia, Trainium) that a CPU machine cannot stand in for.
+_GPU_FAMILIES = ("p", "g", "dl", "inf", "trn")
 _SIZE = re.compile(r"^(?:(\d+)xlarge|xlarge|large|medium|small|micro|metal)$")
 
 

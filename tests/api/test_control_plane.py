@@ -276,6 +276,14 @@ def test_tags_on_every_resource(sm: Any):
         {"Key": "stage", "Value": "dev"},
         {"Key": "team", "Value": "risk"},
     ]
+    assert (
+        len(
+            sm.list_tags(ResourceArn=arn.upper().replace("ARN:AWS:SAGEMAKER", "arn:aws:sagemaker"))[
+                "Tags"
+            ]
+        )
+        == 2
+    )
     sm.delete_tags(ResourceArn=arn, TagKeys=["stage"])
     assert sm.list_tags(ResourceArn=arn)["Tags"] == [{"Key": "team", "Value": "risk"}]
     config_arn = sm.create_endpoint_config(

@@ -198,3 +198,18 @@ def test_server_flags_win_over_variables_and_sigterm_exits_cleanly(tmp_path: Pat
     assert f"listening on http://127.0.0.1:{port} (home {home})" in output_text
     assert "Application shutdown complete" in output_text
     assert "Traceback" not in output_text
+
+
+def test_a_bad_setting_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    env = {**os.environ, "SABIO_PORT": "eighty", "SABIO_HOME": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-m", "sabio", "server"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "sabio: setting port (SABIO_PORT)" in result.stderr

@@ -140,6 +140,10 @@ def test_requirements_txt_brings_a_package_the_server_lacks(
         EndpointName=name, ContentType="application/json", Body="[[5.1, 3.5, 1.4, 0.2]]"
     )["Body"].read()
     assert json.loads(body) == ["I"]
+    # Only what the server lacks is installed; scikit-learn comes from the server's environment.
+    site_packages = list((server.home / "environments").glob("*/lib/python*/site-packages"))
+    assert any((p / "roman.py").exists() for p in site_packages)
+    assert not any((p / "sklearn").exists() for p in site_packages)
     sm.delete_endpoint(EndpointName=name)
 
 

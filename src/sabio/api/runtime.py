@@ -6,12 +6,11 @@ router-based application: no routing table, no request or response objects.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from sabio.api.errors import request_id
+from sabio.api.errors import request_id, rest_json_error
 from sabio.asgi_body import Receive, content_length, read_capped
 from sabio.errors import (
     InternalFailureError,
@@ -102,12 +101,6 @@ class Runtime:
 
 
 async def _send_error(send: Send, error: SabioError, rid: str) -> None:
-    body = json.dumps({"Message": error.message, **error.fields}, default=str).encode()
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", b"%d" % len(body)),
-        (b"x-amzn-requestid", rid.encode()),
-        (b"x-amzn-errortype", error.code.encode()),
-    ]
-    await send({"type": "http.response.start", "status": error.status, "headers": headers})
+    status, headers, body = rest_json_error(error, rid)
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

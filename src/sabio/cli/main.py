@@ -133,9 +133,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
+        from pydantic import ValidationError
+
         from sabio.errors import SabioError
 
         if isinstance(exc, SabioError):
             print(f"sabio: {exc.message}", file=sys.stderr)
+            return 2
+        if isinstance(exc, ValidationError):
+            for error in exc.errors():
+                field = ".".join(str(part) for part in error["loc"])
+                print(
+                    f"sabio: setting {field} (SABIO_{field.upper()}): {error['msg']}",
+                    file=sys.stderr,
+                )
             return 2
         raise

@@ -48,6 +48,7 @@ class EndpointController:
         self._running: dict[str, list[RunningInstance]] = {}
         self._plans: dict[str, dict[str, VariantPlan]] = {}
         self._restarts: dict[tuple[str, str, int], int] = {}
+        self._retry_at: dict[tuple[str, str, int], float] = {}
 
     # Lifecycle
 
@@ -235,40 +236,54 @@ class EndpointController:
             route.variants = []
 
     async def _supervise(self, endpoint: Resource) -> None:
-        """Replace workers that died, with a growing delay for ones that keep dying."""
+        """Replace workers that died, and keep retrying slots whose replacement failed, with a
+        growing delay for slots that keep failing."""
         key = endpoint.name.lower()
-        route = self.router.route(endpoint.name)
-        for running in list(self._running.get(key, [])):
-            code = running.process.returncode
-            if code is None:
-                continue
+        running = self._running.setdefault(key, [])
+        for instance in [r for r in running if r.process.returncode is not None]:
             log.warning(
                 "worker %s-%d of endpoint %s exited with code %s; restarting",
-                running.variant,
-                running.index + 1,
+                instance.variant,
+                instance.index + 1,
                 endpoint.name,
-                code,
+                instance.process.returncode,
             )
-            running.endpoint.healthy = False
-            self._running[key].remove(running)
-            await self.deployer.stop_instance(running)
-            slot = (key, running.variant, running.index)
-            ran_long = time.time() - running.started_at > _STABLE_SECONDS
-            attempt = 0 if ran_long else self._restarts.get(slot, 0)
-            self._restarts[slot] = attempt + 1
-            if attempt:
-                await asyncio.sleep(min(0.5 * 2**attempt, _MAX_RESTART_DELAY))
-            plan = self._plans[key][running.variant]
-            try:
-                replacement = await self._start(endpoint.name, plan, running.index)
-            except (DeploymentError, SabioError) as exc:
-                log.warning("restarting a worker of %s failed: %s", endpoint.name, exc)
-                continue
-            if route is not None:
-                for variant in route.variants:
-                    if variant.name == running.variant:
-                        variant.instances = [i for i in variant.instances if i.healthy]
-                        variant.instances.append(replacement.endpoint)
+            instance.endpoint.healthy = False
+            running.remove(instance)
+            await self.deployer.stop_instance(instance)
+            if time.time() - instance.started_at > _STABLE_SECONDS:
+                self._restarts.pop((key, instance.variant, instance.index), None)
+        occupied = {(r.variant, r.index) for r in running}
+        now = time.monotonic()
+        for plan in self._plans.get(key, {}).values():
+            for index in range(plan.instance_count):
+                slot = (key, plan.name, index)
+                if (plan.name, index) in occupied or self._retry_at.get(slot, 0.0) > now:
+                    continue
+                attempt = self._restarts.get(slot, 0)
+                self._restarts[slot] = attempt + 1
+                self._retry_at[slot] = now + min(0.5 * 2**attempt, _MAX_RESTART_DELAY)
+                try:
+                    replacement = await self._start(endpoint.name, plan, index)
+                except Exception as exc:
+                    log.warning(
+                        "restarting worker %s-%d of %s failed: %s",
+                        plan.name,
+                        index + 1,
+                        endpoint.name,
+                        exc,
+                    )
+                    continue
+                self._replace_in_route(endpoint.name, plan.name, replacement)
+
+    def _replace_in_route(self, name: str, variant_name: str, replacement: RunningInstance) -> None:
+        route = self.router.route(name)
+        if route is None:
+            return
+        for variant in route.variants:
+            if variant.name == variant_name:
+                variant.instances = [i for i in variant.instances if i.healthy]
+                variant.instances.append(replacement.endpoint)
 
     async def _stop_leftovers(self, endpoint: Resource) -> None:
         await self._stop_all(endpoint.name.lower())

@@ -118,7 +118,8 @@ class Deployer:
             if described.gpus > self.gpus_available:
                 raise DeploymentError(
                     f"Variant {name}: instance type {instance_type} needs {described.gpus} GPU(s) "
-                    f"and this machine has {self.gpus_available}. Choose a CPU instance type."
+                    f"or other accelerators and this machine has {self.gpus_available}. "
+                    "Choose a CPU instance type."
                 )
             cpus, memory = described.cpus, described.memory_bytes
         if image.gpu and not self.gpus_available:

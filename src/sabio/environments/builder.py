@@ -8,6 +8,7 @@ a temporary directory and renamed into place, so a directory that exists is comp
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import hashlib
 import json
@@ -144,6 +145,15 @@ class EnvironmentBuilder:
         """The environment to run `spec` in, building it (blocking, minutes at worst) if needed."""
         if self.satisfied_by_server(spec):
             return self.server_environment()
+        # What the server already provides is visible through the layering; install the rest.
+        spec = dataclasses.replace(
+            spec,
+            requirements=tuple(
+                line
+                for line in spec.requirements
+                if not self.satisfied_by_server(EnvironmentSpec(requirements=(line,)))
+            ),
+        )
         key = self.key_for(spec)
         environment = self.environment_for(key)
         assert environment.path is not None
@@ -155,7 +165,7 @@ class EnvironmentBuilder:
         return environment
 
     def describe_cache(self) -> list[dict[str, Any]]:
-        """The cached environments, for `sabio environments`: key, requirements, size on disk."""
+        """The cached environments: key, requirements and size on disk."""
         if not self.root.is_dir():
             return []
         described: list[dict[str, Any]] = []

@@ -27,7 +27,9 @@ class TagService:
     def _resource(self, arn: str) -> Resource:
         parsed = arns.parse(arn)
         kind = BY_ARN_TYPE.get(parsed[0]) if parsed else None
-        resource = self.catalog.repository.get_by_arn(arn) if kind else None
+        resource = None
+        if parsed and kind and arn.lower() == self.catalog.arn(kind, parsed[1]).lower():
+            resource = self.catalog.repository.get(kind.key, parsed[1])
         if resource is None:
             noun = kind.noun if kind else "resource"
             raise ValidationError(f'Could not find {noun} "{arn}".')

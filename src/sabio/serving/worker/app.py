@@ -25,9 +25,21 @@ Send = Callable[[Message], Awaitable[None]]
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY = 100 * 1024 * 1024
-EXECUTION_PARAMETERS = json.dumps(
-    {"MaxConcurrentTransforms": 1, "BatchStrategy": "MULTI_RECORD", "MaxPayloadInMB": 6}
-).encode()
+
+
+def execution_parameters(max_body: int) -> bytes:
+    """What `GET /execution-parameters` tells a batch transform: SageMaker's default 6 MB
+    mini-batches, or less when the worker's payload cap is lower."""
+    payload_mb = max(1, min(6, max_body // (1024 * 1024)))
+    return json.dumps(
+        {
+            "MaxConcurrentTransforms": 1,
+            "BatchStrategy": "MULTI_RECORD",
+            "MaxPayloadInMB": payload_mb,
+        }
+    ).encode()
+
+
 _TEXT = b"text/plain; charset=utf-8"
 _JSON = b"application/json"
 _CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
@@ -65,6 +77,7 @@ class WorkerApp:
     def __init__(self, service: Service | None = None, max_body: int = DEFAULT_MAX_BODY) -> None:
         self.service = service
         self.max_body = max_body
+        self._execution_parameters = execution_parameters(max_body)
         self._content_types: dict[str, bytes] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -90,7 +103,7 @@ class WorkerApp:
                 await self._not_allowed(send, b"GET, HEAD")
         elif path == "/execution-parameters":
             if method in ("GET", "HEAD"):
-                await _respond(send, 200, EXECUTION_PARAMETERS, _JSON)
+                await _respond(send, 200, self._execution_parameters, _JSON)
             else:
                 await self._not_allowed(send, b"GET, HEAD")
         else:
