@@ -23,7 +23,10 @@ MODEL = Kind("model", "model", "model")
 ENDPOINT_CONFIG = Kind("endpoint-config", "endpoint-config", "endpoint configuration")
 ENDPOINT = Kind("endpoint", "endpoint", "endpoint")
 
-TAGGABLE: tuple[Kind, ...] = (MODEL, ENDPOINT_CONFIG, ENDPOINT)
+TRAINING_JOB = Kind("training-job", "training-job", "training job")
+PROCESSING_JOB = Kind("processing-job", "processing-job", "processing job")
+
+TAGGABLE: tuple[Kind, ...] = (MODEL, ENDPOINT_CONFIG, ENDPOINT, TRAINING_JOB, PROCESSING_JOB)
 BY_ARN_TYPE = {kind.arn_type: kind for kind in TAGGABLE}
 
 

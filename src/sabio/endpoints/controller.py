@@ -5,7 +5,6 @@ that die, and after a server restart brings InService endpoints back."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Coroutine
@@ -15,6 +14,7 @@ from sabio.arns import ArnFactory
 from sabio.endpoints.deployment import Deployer, DeploymentError, RunningInstance, VariantPlan
 from sabio.endpoints.service import CREATING, DELETING, FAILED, IN_SERVICE
 from sabio.errors import SabioError
+from sabio.reconcile import ReconcileLoop
 from sabio.resources import ENDPOINT
 from sabio.serving.router import Route, Router, Variant
 from sabio.store.entities import Resource
@@ -26,7 +26,7 @@ _MAX_RESTART_DELAY = 30.0
 _STABLE_SECONDS = 60.0
 
 
-class EndpointController:
+class EndpointController(ReconcileLoop):
     def __init__(
         self,
         repository: Repository,
@@ -40,10 +40,7 @@ class EndpointController:
         self.deployer = deployer
         self.router = router
         self.arns = arns
-        self.interval = interval
-        self._wake = asyncio.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._main: asyncio.Task[None] | None = None
+        super().__init__(interval)
         self._busy: dict[str, asyncio.Task[None]] = {}
         self._running: dict[str, list[RunningInstance]] = {}
         self._plans: dict[str, dict[str, VariantPlan]] = {}
@@ -52,21 +49,9 @@ class EndpointController:
 
     # Lifecycle
 
-    async def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._main = asyncio.create_task(self._run(), name="endpoint-controller")
-
-    def notify(self) -> None:
-        """Wake the controller; safe to call from any thread."""
-        if self._loop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._wake.set)
-
     async def stop(self) -> None:
         """Stop every worker; recorded statuses stay as they are, so a restart restores them."""
-        if self._main is not None:
-            self._main.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._main
+        await self.stop_loop()
         for task in list(self._busy.values()):
             task.cancel()
         await asyncio.gather(*self._busy.values(), return_exceptions=True)
@@ -74,16 +59,6 @@ class EndpointController:
         await asyncio.gather(*(self.deployer.stop_instance(i) for i in instances))
         self._running.clear()
         await self.router.close()
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.reconcile()
-            except Exception:
-                log.exception("endpoint reconciliation failed; retrying")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval)
-            self._wake.clear()
 
     # Reconciliation
 

@@ -7,6 +7,7 @@ Sabio's own names (`sabio/sklearn`) and the SageMaker framework image URIs users
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 
@@ -19,13 +20,25 @@ class ImageSpec:
     framework: str
     requirements: tuple[str, ...]
     gpu: bool = False
+    algorithm: str | None = None
 
 
 SKLEARN = ImageSpec("sabio/sklearn", "sklearn", ("scikit-learn", "joblib", "numpy"))
-XGBOOST = ImageSpec("sabio/xgboost", "xgboost", ("xgboost-cpu", "scikit-learn", "numpy"))
-PYTORCH = ImageSpec("sabio/pytorch", "pytorch", ("torch", "numpy"))
+XGBOOST = ImageSpec(
+    "sabio/xgboost", "xgboost", ("xgboost-cpu", "scikit-learn", "numpy"), algorithm="xgboost"
+)
+LINEAR_LEARNER = ImageSpec(
+    "sabio/linear-learner",
+    "linear-learner",
+    ("scikit-learn", "joblib", "numpy"),
+    algorithm="linear-learner",
+)
+# The CPU build of PyTorch; an unpinned `torch` would resolve to a build with GPU libraries.
+PYTORCH = ImageSpec("sabio/pytorch", "pytorch", ("torch==2.13.0", "numpy"))
 
-BUILTIN: dict[str, ImageSpec] = {spec.name: spec for spec in (SKLEARN, XGBOOST, PYTORCH)}
+BUILTIN: dict[str, ImageSpec] = {
+    spec.name: spec for spec in (SKLEARN, XGBOOST, LINEAR_LEARNER, PYTORCH)
+}
 
 # SageMaker ECR repository names, mapped to the Sabio image that stands in for them.
 _ECR_REPOSITORIES: dict[str, ImageSpec] = {
@@ -33,6 +46,7 @@ _ECR_REPOSITORIES: dict[str, ImageSpec] = {
     "sagemaker-sklearn-automl": SKLEARN,
     "sagemaker-xgboost": XGBOOST,
     "xgboost": XGBOOST,
+    "linear-learner": LINEAR_LEARNER,
     "pytorch-inference": PYTORCH,
     "pytorch-training": PYTORCH,
 }
@@ -55,10 +69,27 @@ def resolve(image: str) -> ImageSpec:
         tag = match.group("tag") or ""
         if spec is not None:
             gpu = "gpu" in tag.split("-")
-            return ImageSpec(spec.name, spec.framework, spec.requirements, gpu=gpu)
+            return dataclasses.replace(spec, gpu=gpu)
     known = ", ".join(sorted(BUILTIN))
     repositories = ", ".join(sorted(_ECR_REPOSITORIES))
     raise ValidationError(
         f"Image '{image}' is not available in Sabio: it runs images as Python environments and "
         f"knows {known} and the SageMaker framework images {repositories}."
     )
+
+
+def available() -> list[dict[str, str]]:
+    """What `sabio images` lists: each Sabio image and the SageMaker repositories mapped to it."""
+    rows = []
+    for spec in BUILTIN.values():
+        repositories = sorted(r for r, s in _ECR_REPOSITORIES.items() if s.name == spec.name)
+        rows.append(
+            {
+                "image": spec.name,
+                "framework": spec.framework,
+                "packages": " ".join(spec.requirements),
+                "sagemaker_repositories": ", ".join(repositories),
+                "builtin_algorithm": spec.algorithm or "",
+            }
+        )
+    return rows

@@ -1,0 +1,205 @@
+"""Training jobs: validate and record the request, then let the controller run it."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+from sabio import instance_types
+from sabio.artifacts import uri as object_uri
+from sabio.environments import images
+from sabio.errors import ResourceLimitExceededError, ValidationError
+from sabio.listing import list_page
+from sabio.resources import TRAINING_JOB, Catalog
+from sabio.store.entities import Resource
+from sabio.training import status
+
+_SPEC_MEMBERS = (
+    "HyperParameters",
+    "AlgorithmSpecification",
+    "RoleArn",
+    "InputDataConfig",
+    "OutputDataConfig",
+    "ResourceConfig",
+    "VpcConfig",
+    "StoppingCondition",
+    "EnableNetworkIsolation",
+    "EnableInterContainerTrafficEncryption",
+    "EnableManagedSpotTraining",
+    "CheckpointConfig",
+    "DebugHookConfig",
+    "ExperimentConfig",
+    "Environment",
+    "RetryStrategy",
+)
+DEFAULT_MAX_RUNTIME = 86400
+CHECKPOINT_PATH = "/opt/ml/checkpoints"
+
+
+def _s3(uri: str, where: str) -> None:
+    if object_uri.parse(uri).scheme != "s3":
+        raise ValidationError(f"{where} must be an s3:// URI, not '{uri}'.")
+
+
+class TrainingService:
+    def __init__(
+        self,
+        catalog: Catalog,
+        notify: Callable[[], None],
+        *,
+        max_instances: int,
+        gpus_available: int = 0,
+    ) -> None:
+        self.catalog = catalog
+        self.notify = notify
+        self.max_instances = max_instances
+        self.gpus_available = gpus_available
+
+    def operations(self) -> dict[str, Any]:
+        return {
+            "CreateTrainingJob": self.create_training_job,
+            "DescribeTrainingJob": self.describe_training_job,
+            "ListTrainingJobs": self.list_training_jobs,
+            "StopTrainingJob": self.stop_training_job,
+        }
+
+    def create_training_job(self, request: dict[str, Any]) -> dict[str, Any]:
+        self._check(request)
+        spec = {key: request[key] for key in _SPEC_MEMBERS if key in request}
+        spec.setdefault("StoppingCondition", {"MaxRuntimeInSeconds": DEFAULT_MAX_RUNTIME})
+        spec["StoppingCondition"].setdefault("MaxRuntimeInSeconds", DEFAULT_MAX_RUNTIME)
+        spec.setdefault("EnableNetworkIsolation", False)
+        spec.setdefault("EnableInterContainerTrafficEncryption", False)
+        spec.setdefault("EnableManagedSpotTraining", False)
+        now = time.time()
+        state = {
+            "SecondaryStatus": status.STARTING,
+            "SecondaryStatusTransitions": [
+                {"Status": status.STARTING, "StartTime": now, "StatusMessage": "Preparing the instances for training"}
+            ],
+        }
+        resource = self.catalog.create(
+            TRAINING_JOB,
+            request["TrainingJobName"],
+            spec,
+            tags=request.get("Tags"),
+            status=status.IN_PROGRESS,
+            state=state,
+        )
+        self.notify()
+        return {"TrainingJobArn": resource.arn}
+
+    def _check(self, request: dict[str, Any]) -> None:
+        algorithm = request.get("AlgorithmSpecification")
+        if not algorithm:
+            raise ValidationError("AlgorithmSpecification is required.")
+        if algorithm.get("AlgorithmName") and not algorithm.get("TrainingImage"):
+            raise ValidationError(
+                "AlgorithmSpecification.AlgorithmName: algorithm resources are not supported "
+                "yet; give TrainingImage."
+            )
+        image = algorithm.get("TrainingImage")
+        if not image:
+            raise ValidationError("AlgorithmSpecification.TrainingImage is required.")
+        spec = images.resolve(image)
+        if algorithm.get("TrainingInputMode", "File") == "Pipe":
+            raise ValidationError("TrainingInputMode Pipe is not supported yet; use File or FastFile.")
+        for definition in algorithm.get("MetricDefinitions") or []:
+            try:
+                re.compile(definition["Regex"])
+            except re.error as exc:
+                raise ValidationError(
+                    f"MetricDefinitions: the regex of {definition['Name']} is invalid: {exc}"
+                ) from None
+        resources = request.get("ResourceConfig") or {}
+        if resources.get("InstanceGroups"):
+            raise ValidationError("ResourceConfig.InstanceGroups is not supported yet.")
+        instance_type = resources.get("InstanceType")
+        if not instance_type:
+            raise ValidationError("ResourceConfig.InstanceType is required.")
+        described = instance_types.lookup(instance_type)
+        if described is None:
+            raise ValidationError(f"ResourceConfig.InstanceType '{instance_type}' is not known.")
+        if described.gpus > self.gpus_available or (spec.gpu and not self.gpus_available):
+            raise ValidationError(
+                f"Instance type {instance_type} (image {image}) needs a GPU or other accelerator "
+                f"and this machine has {self.gpus_available}. Choose a CPU instance type and image."
+            )
+        count = int(resources.get("InstanceCount") or 1)
+        if count > self.max_instances:
+            raise ResourceLimitExceededError(
+                f"The job asks for {count} instances; this Sabio server runs at most "
+                f"{self.max_instances} per job (SABIO_MAX_JOB_INSTANCES)."
+            )
+        _s3(request["OutputDataConfig"]["S3OutputPath"], "OutputDataConfig.S3OutputPath")
+        names: set[str] = set()
+        for channel in request.get("InputDataConfig") or []:
+            name = channel["ChannelName"]
+            if name in names:
+                raise ValidationError(f"Channel name {name} is used more than once.")
+            names.add(name)
+            source = channel["DataSource"].get("S3DataSource")
+            if source is None:
+                raise ValidationError(f"Channel {name}: only S3DataSource is supported yet.")
+            _s3(source["S3Uri"], f"Channel {name} S3Uri")
+            if channel.get("InputMode") == "Pipe":
+                raise ValidationError(f"Channel {name}: Pipe mode is not supported yet.")
+        checkpoint = request.get("CheckpointConfig")
+        if checkpoint:
+            _s3(checkpoint["S3Uri"], "CheckpointConfig.S3Uri")
+            if checkpoint.get("LocalPath", CHECKPOINT_PATH).rstrip("/") != CHECKPOINT_PATH:
+                raise ValidationError(f"CheckpointConfig.LocalPath must be {CHECKPOINT_PATH} for now.")
+        submit = (request.get("HyperParameters") or {}).get("sagemaker_submit_directory")
+        if submit:
+            location = submit.strip('"')
+            if "://" in location:
+                _s3(location, "sagemaker_submit_directory")
+
+    def describe_training_job(self, request: dict[str, Any]) -> dict[str, Any]:
+        resource = self.catalog.require(TRAINING_JOB, request["TrainingJobName"])
+        state = resource.state
+        output = resource.spec["OutputDataConfig"]["S3OutputPath"].rstrip("/")
+        return {
+            "TrainingJobName": resource.name,
+            "TrainingJobArn": resource.arn,
+            "TrainingJobStatus": resource.status,
+            "CreationTime": resource.created_at,
+            "LastModifiedTime": resource.updated_at,
+            "ModelArtifacts": {
+                "S3ModelArtifacts": f"{output}/{resource.name}/output/model.tar.gz"
+            },
+            **resource.spec,
+            **{key: state[key] for key in status.DESCRIBED_STATE if key in state},
+        }
+
+    def list_training_jobs(self, request: dict[str, Any]) -> dict[str, Any]:
+        return list_page(
+            self.catalog.repository, TRAINING_JOB.key, request, "TrainingJobSummaries", _summary
+        )
+
+    def stop_training_job(self, request: dict[str, Any]) -> dict[str, Any]:
+        name = request["TrainingJobName"]
+        resource = self.catalog.require(TRAINING_JOB, name)
+        if resource.status != status.IN_PROGRESS:
+            raise ValidationError(
+                f"The training job {name} is {resource.status} and cannot be stopped."
+            )
+        self.catalog.repository.update(
+            TRAINING_JOB.key, name, status=status.STOPPING, expect_status=(status.IN_PROGRESS,)
+        )
+        self.notify()
+        return {}
+
+
+def _summary(resource: Resource) -> dict[str, Any]:
+    return {
+        "TrainingJobName": resource.name,
+        "TrainingJobArn": resource.arn,
+        "CreationTime": resource.created_at,
+        "TrainingEndTime": resource.state.get("TrainingEndTime"),
+        "LastModifiedTime": resource.updated_at,
+        "TrainingJobStatus": resource.status,
+        "SecondaryStatus": resource.state.get("SecondaryStatus"),
+    }
