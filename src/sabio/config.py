@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     worker_stop_grace_seconds: float = 10.0
     reconcile_interval_seconds: float = 1.0
     max_instances_per_endpoint: int = Field(default=8, ge=1)
+    max_job_instances: int = Field(default=8, ge=1)
+    job_stop_grace_seconds: float = Field(default=10.0, ge=0)
     log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = "info"
 
     @field_validator("home", mode="after")

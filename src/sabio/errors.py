@@ -93,3 +93,16 @@ def not_found(kind: str, arn: str) -> ValidationError:
 
 def already_exists(kind: str, arn: str) -> ValidationError:
     return ValidationError(f'Cannot create already existing {kind} "{arn}".')
+
+
+# CloudWatch Logs errors, as the logs model defines them.
+
+
+class LogResourceNotFoundError(SabioError):
+    code = "ResourceNotFoundException"
+    status = 400
+
+
+class InvalidParameterError(SabioError):
+    code = "InvalidParameterException"
+    status = 400

@@ -23,7 +23,7 @@ class ReconcileLoop(abc.ABC):
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._main = asyncio.create_task(self._run(), name=type(self).__name__)
+        self._main = asyncio.create_task(self._loop_forever(), name=type(self).__name__)
 
     def notify(self) -> None:
         """Wake the loop; safe to call from any thread."""
@@ -37,7 +37,7 @@ class ReconcileLoop(abc.ABC):
                 await self._main
             self._main = None
 
-    async def _run(self) -> None:
+    async def _loop_forever(self) -> None:
         while True:
             try:
                 await self.reconcile()

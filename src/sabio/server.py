@@ -9,6 +9,7 @@ from typing import Any
 
 from sabio.api.app import create_asgi
 from sabio.api.control_plane import ControlPlane, Operation
+from sabio.api.logs import LogsApi
 from sabio.api.runtime import ASGIApp, Runtime
 from sabio.arns import ArnFactory
 from sabio.artifacts import registry
@@ -20,6 +21,7 @@ from sabio.endpoints.controller import EndpointController
 from sabio.endpoints.deployment import Deployer
 from sabio.endpoints.service import EndpointService
 from sabio.environments.builder import EnvironmentBuilder
+from sabio.jobs.execution import JobExecutor
 from sabio.models.service import ModelService
 from sabio.resources import Catalog
 from sabio.serving.model_data import ModelDataCache
@@ -27,6 +29,10 @@ from sabio.serving.router import Router
 from sabio.store import database
 from sabio.store.repository import Repository
 from sabio.tagging.service import TagService
+from sabio.telemetry.logs import LogStore, store_root
+from sabio.training.controller import TrainingController
+from sabio.training.runner import TrainingRunner
+from sabio.training.service import TrainingService
 
 log = logging.getLogger("sabio")
 
@@ -41,12 +47,16 @@ class Platform:
     artifacts: ArtifactRegistry
     router: Router
     controller: EndpointController
+    training: TrainingController
+    logs: LogStore
     operations: dict[str, Operation]
 
     async def start(self) -> None:
         await self.controller.start()
+        await self.training.start()
 
     async def stop(self) -> None:
+        await self.training.stop()
         await self.controller.stop()
         self.repository.engine.dispose()
 
@@ -58,28 +68,46 @@ def build_platform(settings: Settings, environ: Mapping[str, str]) -> Platform:
     catalog = Catalog(repository, arns)
     artifacts = registry.from_settings(settings)
     router = Router(settings.account_id, settings.invocation_timeout_seconds)
+    environments = EnvironmentBuilder.from_pip_environment(settings.environments_dir, environ)
+    backend = LocalBackend()
+    base_env = {k: environ[k] for k in _INHERITED if k in environ}
+    logs = LogStore(
+        store_root(settings.home), region=settings.region, account_id=settings.account_id
+    )
     deployer = Deployer(
         home=settings.home,
         logs_dir=settings.logs_dir,
         models=ModelDataCache(settings.models_dir, artifacts),
-        environments=EnvironmentBuilder.from_pip_environment(settings.environments_dir, environ),
-        backend=LocalBackend(),
-        base_env={k: environ[k] for k in _INHERITED if k in environ},
+        environments=environments,
+        backend=backend,
+        base_env=base_env,
         startup_timeout=settings.worker_startup_timeout_seconds,
         stop_grace=settings.worker_stop_grace_seconds,
     )
     controller = EndpointController(
         repository, deployer, router, arns, interval=settings.reconcile_interval_seconds
     )
+    runner = TrainingRunner(
+        home=settings.home,
+        artifacts=artifacts,
+        environments=environments,
+        base_env=base_env,
+        region=settings.region,
+    )
+    executor = JobExecutor(backend, logs, settings.job_stop_grace_seconds)
+    training = TrainingController(
+        repository, runner, executor, interval=settings.reconcile_interval_seconds
+    )
     operations: dict[str, Any] = {}
     for service in (
         ModelService(catalog),
         EndpointConfigService(catalog, settings.max_instances_per_endpoint),
         EndpointService(catalog, controller.notify),
+        TrainingService(catalog, training.notify, max_instances=settings.max_job_instances),
         TagService(catalog),
     ):
         operations.update(service.operations())
-    return Platform(settings, repository, artifacts, router, controller, operations)
+    return Platform(settings, repository, artifacts, router, controller, training, logs, operations)
 
 
 def build_app(settings: Settings, environ: Mapping[str, str]) -> tuple[ASGIApp, Platform]:
@@ -87,6 +115,7 @@ def build_app(settings: Settings, environ: Mapping[str, str]) -> tuple[ASGIApp, 
     app = create_asgi(
         ControlPlane(platform.operations, settings.max_request_bytes),
         Runtime(platform.router, settings.max_invocation_bytes),
+        LogsApi(platform.logs, settings.max_request_bytes),
         platform.start,
         platform.stop,
     )

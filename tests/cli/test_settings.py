@@ -33,6 +33,8 @@ EVERY_SETTING = {
     "WORKER_STOP_GRACE_SECONDS": "3.5",
     "RECONCILE_INTERVAL_SECONDS": "0.25",
     "MAX_INSTANCES_PER_ENDPOINT": "3",
+    "MAX_JOB_INSTANCES": "4",
+    "JOB_STOP_GRACE_SECONDS": "4.5",
     "LOG_LEVEL": "debug",
 }
 
@@ -70,6 +72,8 @@ def test_every_setting_comes_from_a_sabio_variable(clean_env: pytest.MonkeyPatch
     assert settings.worker_stop_grace_seconds == 3.5
     assert settings.reconcile_interval_seconds == 0.25
     assert settings.max_instances_per_endpoint == 3
+    assert settings.max_job_instances == 4
+    assert settings.job_stop_grace_seconds == 4.5
     assert settings.log_level == "debug"
 
 

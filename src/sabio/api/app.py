@@ -12,14 +12,23 @@ from starlette.routing import Route
 
 from sabio import __version__
 from sabio.api.control_plane import ControlPlane
+from sabio.api.logs import TARGET_PREFIX as LOGS_TARGET_PREFIX
+from sabio.api.logs import LogsApi
 from sabio.api.runtime import ASGIApp, Runtime
 
 
 def create_app(
     control_plane: ControlPlane,
+    logs: LogsApi,
     on_startup: Callable[[], Awaitable[None]],
     on_shutdown: Callable[[], Awaitable[None]],
 ) -> Starlette:
+    async def aws_json(request: Request) -> Response:
+        """JSON 1.1 services share `POST /`; the X-Amz-Target prefix names the service."""
+        if request.headers.get("x-amz-target", "").startswith(LOGS_TARGET_PREFIX):
+            return await logs.handle(request)
+        return await control_plane.handle(request)
+
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok", "version": __version__})
 
@@ -37,7 +46,7 @@ def create_app(
             await on_shutdown()
 
     routes = [
-        Route("/", control_plane.handle, methods=["POST"]),
+        Route("/", aws_json, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/{path:path}", not_found, methods=["GET", "POST", "PUT", "DELETE", "HEAD"]),
     ]
@@ -47,8 +56,9 @@ def create_app(
 def create_asgi(
     control_plane: ControlPlane,
     runtime: Runtime,
+    logs: LogsApi,
     on_startup: Callable[[], Awaitable[None]],
     on_shutdown: Callable[[], Awaitable[None]],
 ) -> ASGIApp:
     """The runtime's raw handler in front of everything else."""
-    return runtime.wrap(create_app(control_plane, on_startup, on_shutdown))
+    return runtime.wrap(create_app(control_plane, logs, on_startup, on_shutdown))

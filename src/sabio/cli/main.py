@@ -81,6 +81,29 @@ def cmd_s3(args: argparse.Namespace) -> int:
     return copy(settings, args.source, args.destination, recursive=args.recursive)
 
 
+def cmd_logs(args: argparse.Namespace) -> int:
+    from sabio.cli import logs
+
+    if args.home is None and args.endpoint_url is None:
+        args.endpoint_url = os.environ.get("AWS_ENDPOINT_URL_CLOUDWATCH_LOGS") or os.environ.get(
+            "AWS_ENDPOINT_URL"
+        )
+    return logs.run(args)
+
+
+def cmd_images(args: argparse.Namespace) -> int:
+    from sabio.environments import images
+
+    rows = images.available()
+    print(f"{'IMAGE':22} {'BUILT-IN ALGORITHM':19} {'PACKAGES':40} SAGEMAKER REPOSITORIES")
+    for row in rows:
+        print(
+            f"{row['image']:22} {row['builtin_algorithm'] or '-':19} {row['packages']:40} "
+            f"{row['sagemaker_repositories'] or '-'}"
+        )
+    return 0
+
+
 def cmd_quickstart(args: argparse.Namespace) -> int:
     from sabio.cli.quickstart import run
 
@@ -114,6 +137,17 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--recursive", action="store_true")
     cp.add_argument("--home", type=Path, help="data directory (default ~/.sabio)")
     cp.set_defaults(func=cmd_s3)
+
+    from sabio.cli import logs as logs_cli
+
+    logs_parser = commands.add_parser(
+        "logs", help="print (and follow) a training job's or a log group's logs"
+    )
+    logs_cli.add_arguments(logs_parser)
+    logs_parser.set_defaults(func=cmd_logs)
+
+    images_parser = commands.add_parser("images", help="list the images Sabio can run")
+    images_parser.set_defaults(func=cmd_images)
 
     quickstart = commands.add_parser(
         "quickstart", help="train, deploy and invoke a model on a fresh embedded server"

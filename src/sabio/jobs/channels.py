@@ -36,7 +36,9 @@ def resolve_objects(
     if data_type == "S3Prefix":
         objects = [o for o in store.list(parsed) if not o.uri.key.endswith("/")]
         found = [
-            ChannelObject(o, o.uri.key[len(parsed.key) :].lstrip("/") or o.uri.key.rsplit("/", 1)[-1])
+            ChannelObject(
+                o, o.uri.key[len(parsed.key) :].lstrip("/") or o.uri.key.rsplit("/", 1)[-1]
+            )
             for o in objects
         ]
     elif data_type == "ManifestFile":
@@ -57,7 +59,7 @@ def _manifest(store: ArtifactStore, manifest: ObjectUri, uri: str) -> list[Chann
     except ValueError as exc:
         raise ChannelError(f"The manifest file {uri} is not valid JSON: {exc}") from None
     if not isinstance(entries, list) or not entries or not isinstance(entries[0], dict):
-        raise ChannelError(f"The manifest file {uri} must start with {{\"prefix\": ...}}.")
+        raise ChannelError(f'The manifest file {uri} must start with {{"prefix": ...}}.')
     prefix = parse(str(entries[0].get("prefix", "")))
     found = []
     for relative in entries[1:]:
@@ -71,13 +73,21 @@ def _manifest(store: ArtifactStore, manifest: ObjectUri, uri: str) -> list[Chann
     return found
 
 
-def shard(objects: Sequence[ChannelObject], distribution: str, host_index: int, hosts: int) -> list[ChannelObject]:
+def shard(
+    objects: Sequence[ChannelObject], distribution: str, host_index: int, hosts: int
+) -> list[ChannelObject]:
     if distribution != "ShardedByS3Key" or hosts == 1:
         return list(objects)
-    return [o for i, o in enumerate(sorted(objects, key=lambda o: o.info.uri.key)) if i % hosts == host_index]
+    return [
+        o
+        for i, o in enumerate(sorted(objects, key=lambda o: o.info.uri.key))
+        if i % hosts == host_index
+    ]
 
 
-def materialize(store: ArtifactStore, objects: Sequence[ChannelObject], cache: Path, target: Path) -> int:
+def materialize(
+    store: ArtifactStore, objects: Sequence[ChannelObject], cache: Path, target: Path
+) -> int:
     """Download each object once into `cache`, then link it under `target`. Returns bytes."""
     total = 0
     target.mkdir(parents=True, exist_ok=True)

@@ -109,9 +109,7 @@ def training_env(
         "current_instance_group": "homogeneousCluster",
         "current_instance_group_hosts": hosts,
         "instance_groups": ["homogeneousCluster"],
-        "instance_groups_dict": {
-            "homogeneousCluster": resource_config["instance_groups"][0]
-        },
+        "instance_groups_dict": {"homogeneousCluster": resource_config["instance_groups"][0]},
         "distribution_instance_groups": [],
         "is_hetero": False,
         "module_name": module_name,
@@ -135,7 +133,9 @@ def training_env(
         "entry_script": entry_point,
         "output_failure": f"{opt_ml}/output/failure",
     }
-    variables = {f"SM_{key.upper()}": _encode(value) for key, value in env.items() if value is not None}
+    variables = {
+        f"SM_{key.upper()}": _encode(value) for key, value in env.items() if value is not None
+    }
     variables["SM_TRAINING_ENV"] = json.dumps(
         {**env, "job_name": job_name, "additional_framework_parameters": {}},
         sort_keys=True,
@@ -155,4 +155,3 @@ def training_env(
         }
     )
     return variables
-

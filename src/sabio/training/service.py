@@ -77,7 +77,11 @@ class TrainingService:
         state = {
             "SecondaryStatus": status.STARTING,
             "SecondaryStatusTransitions": [
-                {"Status": status.STARTING, "StartTime": now, "StatusMessage": "Preparing the instances for training"}
+                {
+                    "Status": status.STARTING,
+                    "StartTime": now,
+                    "StatusMessage": "Preparing the instances for training",
+                }
             ],
         }
         resource = self.catalog.create(
@@ -105,7 +109,9 @@ class TrainingService:
             raise ValidationError("AlgorithmSpecification.TrainingImage is required.")
         spec = images.resolve(image)
         if algorithm.get("TrainingInputMode", "File") == "Pipe":
-            raise ValidationError("TrainingInputMode Pipe is not supported yet; use File or FastFile.")
+            raise ValidationError(
+                "TrainingInputMode Pipe is not supported yet; use File or FastFile."
+            )
         for definition in algorithm.get("MetricDefinitions") or []:
             try:
                 re.compile(definition["Regex"])
@@ -150,7 +156,9 @@ class TrainingService:
         if checkpoint:
             _s3(checkpoint["S3Uri"], "CheckpointConfig.S3Uri")
             if checkpoint.get("LocalPath", CHECKPOINT_PATH).rstrip("/") != CHECKPOINT_PATH:
-                raise ValidationError(f"CheckpointConfig.LocalPath must be {CHECKPOINT_PATH} for now.")
+                raise ValidationError(
+                    f"CheckpointConfig.LocalPath must be {CHECKPOINT_PATH} for now."
+                )
         submit = (request.get("HyperParameters") or {}).get("sagemaker_submit_directory")
         if submit:
             location = submit.strip('"')
@@ -167,9 +175,7 @@ class TrainingService:
             "TrainingJobStatus": resource.status,
             "CreationTime": resource.created_at,
             "LastModifiedTime": resource.updated_at,
-            "ModelArtifacts": {
-                "S3ModelArtifacts": f"{output}/{resource.name}/output/model.tar.gz"
-            },
+            "ModelArtifacts": {"S3ModelArtifacts": f"{output}/{resource.name}/output/model.tar.gz"},
             **resource.spec,
             **{key: state[key] for key in status.DESCRIBED_STATE if key in state},
         }
