@@ -23,6 +23,9 @@ from sabio.endpoints.service import EndpointService
 from sabio.environments.builder import EnvironmentBuilder
 from sabio.jobs.execution import JobExecutor
 from sabio.models.service import ModelService
+from sabio.processing.controller import ProcessingController
+from sabio.processing.runner import ProcessingRunner
+from sabio.processing.service import ProcessingService
 from sabio.resources import Catalog
 from sabio.serving.model_data import ModelDataCache
 from sabio.serving.router import Router
@@ -48,14 +51,17 @@ class Platform:
     router: Router
     controller: EndpointController
     training: TrainingController
+    processing: ProcessingController
     logs: LogStore
     operations: dict[str, Operation]
 
     async def start(self) -> None:
         await self.controller.start()
         await self.training.start()
+        await self.processing.start()
 
     async def stop(self) -> None:
+        await self.processing.stop()
         await self.training.stop()
         await self.controller.stop()
         self.repository.engine.dispose()
@@ -98,16 +104,39 @@ def build_platform(settings: Settings, environ: Mapping[str, str]) -> Platform:
     training = TrainingController(
         repository, runner, executor, interval=settings.reconcile_interval_seconds
     )
+    processing = ProcessingController(
+        repository,
+        ProcessingRunner(
+            home=settings.home,
+            artifacts=artifacts,
+            environments=environments,
+            base_env=base_env,
+            region=settings.region,
+        ),
+        executor,
+        interval=settings.reconcile_interval_seconds,
+    )
     operations: dict[str, Any] = {}
     for service in (
         ModelService(catalog),
         EndpointConfigService(catalog, settings.max_instances_per_endpoint),
         EndpointService(catalog, controller.notify),
         TrainingService(catalog, training.notify, max_instances=settings.max_job_instances),
+        ProcessingService(catalog, processing.notify, max_instances=settings.max_job_instances),
         TagService(catalog),
     ):
         operations.update(service.operations())
-    return Platform(settings, repository, artifacts, router, controller, training, logs, operations)
+    return Platform(
+        settings=settings,
+        repository=repository,
+        artifacts=artifacts,
+        router=router,
+        controller=controller,
+        training=training,
+        processing=processing,
+        logs=logs,
+        operations=operations,
+    )
 
 
 def build_app(settings: Settings, environ: Mapping[str, str]) -> tuple[ASGIApp, Platform]:

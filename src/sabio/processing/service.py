@@ -1,0 +1,170 @@
+"""Processing jobs: validate and record the request, then let the controller run it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sabio import instance_types
+from sabio.artifacts import uri as object_uri
+from sabio.environments import images
+from sabio.errors import ResourceLimitExceededError, ValidationError
+from sabio.jobs import controller as job_status
+from sabio.listing import list_page
+from sabio.resources import PROCESSING_JOB, Catalog
+from sabio.store.entities import Resource
+
+PROCESSING_ROOT = "/opt/ml/processing/"
+DEFAULT_MAX_RUNTIME = 86400
+_SPEC_MEMBERS = (
+    "ProcessingInputs",
+    "ProcessingOutputConfig",
+    "ProcessingResources",
+    "StoppingCondition",
+    "AppSpecification",
+    "Environment",
+    "NetworkConfig",
+    "RoleArn",
+    "ExperimentConfig",
+)
+DESCRIBED_STATE = ("FailureReason", "ExitMessage", "ProcessingStartTime", "ProcessingEndTime")
+
+
+def _local_path(path: str, where: str) -> None:
+    if not path.startswith(PROCESSING_ROOT) or ".." in path.split("/"):
+        raise ValidationError(f"{where} '{path}' must be a path under {PROCESSING_ROOT}.")
+
+
+def _s3(uri: str, where: str) -> None:
+    if object_uri.parse(uri).scheme != "s3":
+        raise ValidationError(f"{where} must be an s3:// URI, not '{uri}'.")
+
+
+class ProcessingService:
+    def __init__(
+        self,
+        catalog: Catalog,
+        notify: Callable[[], None],
+        *,
+        max_instances: int,
+        gpus_available: int = 0,
+    ) -> None:
+        self.catalog = catalog
+        self.notify = notify
+        self.max_instances = max_instances
+        self.gpus_available = gpus_available
+
+    def operations(self) -> dict[str, Any]:
+        return {
+            "CreateProcessingJob": self.create_processing_job,
+            "DescribeProcessingJob": self.describe_processing_job,
+            "ListProcessingJobs": self.list_processing_jobs,
+            "StopProcessingJob": self.stop_processing_job,
+        }
+
+    def create_processing_job(self, request: dict[str, Any]) -> dict[str, Any]:
+        self._check(request)
+        spec = {key: request[key] for key in _SPEC_MEMBERS if key in request}
+        spec.setdefault("StoppingCondition", {"MaxRuntimeInSeconds": DEFAULT_MAX_RUNTIME})
+        resource = self.catalog.create(
+            PROCESSING_JOB,
+            request["ProcessingJobName"],
+            spec,
+            tags=request.get("Tags"),
+            status=job_status.IN_PROGRESS,
+        )
+        self.notify()
+        return {"ProcessingJobArn": resource.arn}
+
+    def _check(self, request: dict[str, Any]) -> None:
+        app = request["AppSpecification"]
+        image = images.resolve(app["ImageUri"])
+        if not app.get("ContainerEntrypoint"):
+            raise ValidationError(
+                f"AppSpecification.ContainerEntrypoint is required: the image {app['ImageUri']} "
+                "runs as a Python environment and has no entry point of its own."
+            )
+        cluster = request["ProcessingResources"]["ClusterConfig"]
+        described = instance_types.lookup(cluster["InstanceType"])
+        if described is None:
+            raise ValidationError(f"InstanceType '{cluster['InstanceType']}' is not known.")
+        if described.gpus > self.gpus_available or (image.gpu and not self.gpus_available):
+            raise ValidationError(
+                f"Instance type {cluster['InstanceType']} needs a GPU or other accelerator and "
+                f"this machine has {self.gpus_available}."
+            )
+        if int(cluster["InstanceCount"]) > self.max_instances:
+            raise ResourceLimitExceededError(
+                f"The job asks for {cluster['InstanceCount']} instances; this Sabio server runs "
+                f"at most {self.max_instances} per job (SABIO_MAX_JOB_INSTANCES)."
+            )
+        names: set[str] = set()
+        for item in request.get("ProcessingInputs") or []:
+            name = item["InputName"]
+            if name in names:
+                raise ValidationError(f"Input name {name} is used more than once.")
+            names.add(name)
+            source = item.get("S3Input")
+            if source is None:
+                raise ValidationError(f"Input {name}: only S3Input is supported yet.")
+            _s3(source["S3Uri"], f"Input {name} S3Uri")
+            _local_path(source.get("LocalPath", ""), f"Input {name} LocalPath")
+            if source.get("S3InputMode", "File") == "Pipe":
+                raise ValidationError(f"Input {name}: Pipe mode is not supported yet.")
+        for item in (request.get("ProcessingOutputConfig") or {}).get("Outputs") or []:
+            name = item["OutputName"]
+            output = item.get("S3Output")
+            if output is None:
+                raise ValidationError(f"Output {name}: only S3Output is supported yet.")
+            _s3(output["S3Uri"], f"Output {name} S3Uri")
+            _local_path(output["LocalPath"], f"Output {name} LocalPath")
+
+    def describe_processing_job(self, request: dict[str, Any]) -> dict[str, Any]:
+        resource = self.catalog.require(PROCESSING_JOB, request["ProcessingJobName"])
+        return {
+            "ProcessingJobName": resource.name,
+            "ProcessingJobArn": resource.arn,
+            "ProcessingJobStatus": resource.status,
+            "CreationTime": resource.created_at,
+            "LastModifiedTime": resource.updated_at,
+            **resource.spec,
+            **{key: resource.state[key] for key in DESCRIBED_STATE if key in resource.state},
+        }
+
+    def list_processing_jobs(self, request: dict[str, Any]) -> dict[str, Any]:
+        return list_page(
+            self.catalog.repository,
+            PROCESSING_JOB.key,
+            request,
+            "ProcessingJobSummaries",
+            _summary,
+        )
+
+    def stop_processing_job(self, request: dict[str, Any]) -> dict[str, Any]:
+        name = request["ProcessingJobName"]
+        resource = self.catalog.require(PROCESSING_JOB, name)
+        if resource.status != job_status.IN_PROGRESS:
+            raise ValidationError(
+                f"The processing job {name} is {resource.status} and cannot be stopped."
+            )
+        self.catalog.repository.update(
+            PROCESSING_JOB.key,
+            name,
+            status=job_status.STOPPING,
+            expect_status=(job_status.IN_PROGRESS,),
+        )
+        self.notify()
+        return {}
+
+
+def _summary(resource: Resource) -> dict[str, Any]:
+    return {
+        "ProcessingJobName": resource.name,
+        "ProcessingJobArn": resource.arn,
+        "CreationTime": resource.created_at,
+        "ProcessingEndTime": resource.state.get("ProcessingEndTime"),
+        "LastModifiedTime": resource.updated_at,
+        "ProcessingJobStatus": resource.status,
+        "FailureReason": resource.state.get("FailureReason"),
+        "ExitMessage": resource.state.get("ExitMessage"),
+    }
