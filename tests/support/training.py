@@ -140,7 +140,10 @@ def wait_log(logs: Any, job: str, text: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     group = "/aws/sagemaker/TrainingJobs"
     while True:
-        streams = logs.describe_log_streams(logGroupName=group, logStreamNamePrefix=f"{job}/")
+        try:
+            streams = logs.describe_log_streams(logGroupName=group, logStreamNamePrefix=f"{job}/")
+        except logs.exceptions.ResourceNotFoundException:
+            streams = {"logStreams": []}
         for stream in streams["logStreams"]:
             events = logs.get_log_events(
                 logGroupName=group, logStreamName=stream["logStreamName"], startFromHead=True

@@ -5,6 +5,7 @@ restart resumes jobs that checkpoint."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from typing import Any
@@ -17,6 +18,7 @@ from sabio.store.repository import Repository
 from sabio.training import status
 from sabio.training.runner import JobFailure, TrainingRunner
 
+_CHECKPOINT_SYNC_SECONDS = 5.0
 _FINAL_SECONDARY = {
     status.COMPLETED: (status.COMPLETED, "Training job completed"),
     status.FAILED: (status.FAILED, "Training job failed"),
@@ -73,10 +75,18 @@ class TrainingController(JobController):
             )
             runtime = float(job.spec["StoppingCondition"]["MaxRuntimeInSeconds"])
             deadline = asyncio.get_running_loop().time() + runtime - (training_start - started)
-            outcome = await self.executor.execute(plan, stop, deadline)
+            syncing = asyncio.create_task(self._sync_checkpoints(job, plan))
+            try:
+                outcome = await self.executor.execute(plan, stop, deadline)
+            finally:
+                syncing.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await syncing
         except asyncio.CancelledError:
+            # The server is shutting down: keep what the job saved so a restart can resume it.
             if plan is not None:
                 await self.executor.stop(plan)
+                await asyncio.to_thread(self.runner.sync_checkpoints, job, plan)
             raise
         except JobFailure as exc:
             await self.finish(job, status.FAILED, FailureReason=str(exc)[:1024])
@@ -106,6 +116,14 @@ class TrainingController(JobController):
             await self.finish(job, status.FAILED, FailureReason=reason, **timing)
         else:
             await self.finish(job, status.COMPLETED, **timing)
+
+    async def _sync_checkpoints(self, job: Resource, plan: Plan) -> None:
+        """Copy new checkpoints to CheckpointConfig.S3Uri while the job runs."""
+        if not job.spec.get("CheckpointConfig"):
+            return
+        while True:
+            await asyncio.sleep(_CHECKPOINT_SYNC_SECONDS)
+            await asyncio.to_thread(self.runner.sync_checkpoints, job, plan)
 
     def _progress(self, name: str) -> Any:
         loop = asyncio.get_running_loop()
