@@ -34,7 +34,7 @@ LINEAR_LEARNER = ImageSpec(
     algorithm="linear-learner",
 )
 # The CPU build of PyTorch; an unpinned `torch` would resolve to a build with GPU libraries.
-PYTORCH = ImageSpec("sabio/pytorch", "pytorch", ("torch==2.13.0", "numpy"))
+PYTORCH = ImageSpec("sabio/pytorch", "pytorch", ("torch==2.13.0+cpu", "numpy"))
 
 BUILTIN: dict[str, ImageSpec] = {
     spec.name: spec for spec in (SKLEARN, XGBOOST, LINEAR_LEARNER, PYTORCH)
