@@ -1,0 +1,125 @@
+"""Input channels (ManifestFile, FastFile), metric definitions and listing filters."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from support.deploy import unique
+from support.server import SabioServer
+from support.training import (
+    create_job,
+    members,
+    put_bytes,
+    put_sourcedir,
+    read_object,
+    sdk_hyperparameters,
+    wait_job,
+)
+
+LIST_FILES = """\
+import json, os
+root = os.environ["SM_CHANNEL_TRAIN"]
+found = sorted(
+    os.path.relpath(os.path.join(d, f), root) for d, _, files in os.walk(root) for f in files
+)
+config = json.load(open(os.path.join(os.environ["SM_INPUT_CONFIG_DIR"], "inputdataconfig.json")))
+with open(os.path.join(os.environ["SM_MODEL_DIR"], "seen.json"), "w") as f:
+    json.dump({"files": found, "config": config["train"]}, f)
+"""
+
+
+def test_manifest_file_channel_in_fast_file_mode(server: SabioServer, sm: Any):
+    name = unique("manifest")
+    sourcedir = put_sourcedir(
+        server, f"s3://training/{name}/sourcedir.tar.gz", {"train.py": LIST_FILES}
+    )
+    put_bytes(server, f"s3://training/{name}/data/a.csv", b"1\n")
+    put_bytes(server, f"s3://training/{name}/data/sub/b.csv", b"2\n")
+    put_bytes(server, f"s3://training/{name}/data/ignored.csv", b"3\n")
+    manifest = [{"prefix": f"s3://training/{name}/data/"}, "a.csv", "sub/b.csv"]
+    put_bytes(server, f"s3://training/{name}/train.manifest", json.dumps(manifest).encode())
+    create_job(
+        sm,
+        name,
+        hyperparameters=sdk_hyperparameters("train.py", sourcedir),
+        channels=[
+            {
+                "ChannelName": "train",
+                "ContentType": "text/csv",
+                "DataSource": {
+                    "S3DataSource": {
+                        "S3DataType": "ManifestFile",
+                        "S3Uri": f"s3://training/{name}/train.manifest",
+                    }
+                },
+            }
+        ],
+        algorithm={"TrainingInputMode": "FastFile"},
+    )
+    described = wait_job(sm, name)
+    assert described["TrainingJobStatus"] == "Completed", described.get("FailureReason")
+    seen = json.loads(
+        members(read_object(server, described["ModelArtifacts"]["S3ModelArtifacts"]))["seen.json"]
+    )
+    assert seen["files"] == ["a.csv", "sub/b.csv"]
+    assert seen["config"]["ContentType"] == "text/csv"
+    assert seen["config"]["TrainingInputMode"] == "File"
+
+    broken = unique("badmanifest")
+    put_bytes(
+        server,
+        f"s3://training/{broken}/train.manifest",
+        json.dumps([{"prefix": f"s3://training/{name}/data/"}, "nope.csv"]).encode(),
+    )
+    create_job(
+        sm,
+        broken,
+        hyperparameters=sdk_hyperparameters("train.py", sourcedir),
+        channels=[
+            {
+                "ChannelName": "train",
+                "DataSource": {
+                    "S3DataSource": {
+                        "S3DataType": "ManifestFile",
+                        "S3Uri": f"s3://training/{broken}/train.manifest",
+                    }
+                },
+            }
+        ],
+    )
+    described = wait_job(sm, broken)
+    assert described["TrainingJobStatus"] == "Failed"
+    assert "nope.csv, which does not exist" in described["FailureReason"]
+
+
+def test_invalid_metric_regex_and_status_filter(server: SabioServer, sm: Any):
+    with pytest.raises(ClientError) as raised:
+        create_job(
+            sm,
+            unique("regex"),
+            hyperparameters=sdk_hyperparameters("train.py", "s3://training/x/sourcedir.tar.gz"),
+            algorithm={"MetricDefinitions": [{"Name": "loss", "Regex": "loss=([0-9"}]},
+        )
+    assert "MetricDefinitions" in raised.value.response["Error"]["Message"]
+
+    name = unique("listed")
+    sourcedir = put_sourcedir(
+        server, f"s3://training/{name}/sourcedir.tar.gz", {"train.py": "print('ok')\n"}
+    )
+    create_job(sm, name, hyperparameters=sdk_hyperparameters("train.py", sourcedir))
+    assert wait_job(sm, name)["TrainingJobStatus"] == "Completed"
+    completed = sm.list_training_jobs(NameContains=name, StatusEquals="Completed")[
+        "TrainingJobSummaries"
+    ]
+    assert [j["TrainingJobName"] for j in completed] == [name]
+    assert (
+        sm.list_training_jobs(NameContains=name, StatusEquals="Failed")["TrainingJobSummaries"]
+        == []
+    )
+    arn = sm.describe_training_job(TrainingJobName=name)["TrainingJobArn"]
+    sm.add_tags(ResourceArn=arn, Tags=[{"Key": "team", "Value": "ml"}])
+    assert sm.list_tags(ResourceArn=arn)["Tags"] == [{"Key": "team", "Value": "ml"}]
