@@ -180,3 +180,50 @@ def test_processing_validation(server: SabioServer, sm: Any):
     with pytest.raises(ClientError) as missing:
         sm.describe_processing_job(ProcessingJobName="never-ran")
     assert missing.value.response["Error"]["Message"].startswith("Could not find processing job")
+
+
+def test_continuous_outputs_are_uploaded_while_the_job_runs(server: SabioServer, sm: Any):
+    from sabio import service_model
+    from sabio.api.shapes import missing_required_output
+
+    name = unique("cont")
+    script = (
+        "import os, time\n"
+        "os.makedirs('/opt/ml/processing/output/live', exist_ok=True)\n"
+        "open('/opt/ml/processing/output/live/progress.txt', 'w').write('half')\n"
+        "time.sleep(8)\n"
+    )
+    create(
+        sm,
+        name,
+        put_bytes(server, f"s3://processing/{name}/code/job.py", script.encode()),
+        ProcessingOutputConfig={
+            "Outputs": [
+                {
+                    "OutputName": "live",
+                    "S3Output": {
+                        "S3Uri": f"s3://processing/{name}/live",
+                        "LocalPath": "/opt/ml/processing/output/live",
+                        "S3UploadMode": "Continuous",
+                    },
+                }
+            ]
+        },
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        described = sm.describe_processing_job(ProcessingJobName=name)
+        try:
+            uploaded = read_object(server, f"s3://processing/{name}/live/progress.txt")
+            break
+        except FileNotFoundError:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+    assert uploaded == b"half"
+    assert described["ProcessingJobStatus"] == "InProgress"
+    final = wait(sm, name)
+    assert final["ProcessingJobStatus"] == "Completed"
+    model = service_model.operation("DescribeProcessingJob")
+    assert model is not None
+    raw = {k: v for k, v in final.items() if k != "ResponseMetadata"}
+    assert missing_required_output(model, raw) == []

@@ -123,3 +123,19 @@ def test_invalid_metric_regex_and_status_filter(server: SabioServer, sm: Any):
     arn = sm.describe_training_job(TrainingJobName=name)["TrainingJobArn"]
     sm.add_tags(ResourceArn=arn, Tags=[{"Key": "team", "Value": "ml"}])
     assert sm.list_tags(ResourceArn=arn)["Tags"] == [{"Key": "team", "Value": "ml"}]
+
+
+def test_describe_training_job_has_every_required_member(server: SabioServer, sm: Any):
+    from sabio import service_model
+    from sabio.api.shapes import missing_required_output
+
+    name = unique("shape")
+    sourcedir = put_sourcedir(
+        server, f"s3://training/{name}/sourcedir.tar.gz", {"train.py": "pass\n"}
+    )
+    create_job(sm, name, hyperparameters=sdk_hyperparameters("train.py", sourcedir))
+    described = wait_job(sm, name)
+    model = service_model.operation("DescribeTrainingJob")
+    assert model is not None
+    raw = {k: v for k, v in described.items() if k != "ResponseMetadata"}
+    assert missing_required_output(model, raw) == []
