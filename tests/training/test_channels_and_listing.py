@@ -139,3 +139,26 @@ def test_describe_training_job_has_every_required_member(server: SabioServer, sm
     assert model is not None
     raw = {k: v for k, v in described.items() if k != "ResponseMetadata"}
     assert missing_required_output(model, raw) == []
+
+
+@pytest.mark.slow
+def test_sourcedir_requirements_are_installed_for_the_job(server: SabioServer, sm: Any):
+    import importlib.util
+
+    if importlib.util.find_spec("roman") is not None:
+        pytest.skip("the test environment already has 'roman'; the test needs a missing package")
+    name = unique("reqs")
+    script = (
+        "import os, roman\n"
+        "open(os.path.join(os.environ['SM_MODEL_DIR'], 'four.txt'), 'w').write(roman.toRoman(4))\n"
+    )
+    sourcedir = put_sourcedir(
+        server,
+        f"s3://training/{name}/sourcedir.tar.gz",
+        {"train.py": script, "requirements.txt": "roman==4.2\n"},
+    )
+    create_job(sm, name, hyperparameters=sdk_hyperparameters("train.py", sourcedir))
+    described = wait_job(sm, name, timeout=180)
+    assert described["TrainingJobStatus"] == "Completed", described.get("FailureReason")
+    model = members(read_object(server, described["ModelArtifacts"]["S3ModelArtifacts"]))
+    assert model["four.txt"] == b"IV"
