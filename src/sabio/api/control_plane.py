@@ -1,4 +1,5 @@
-"""The SageMaker JSON 1.1 control plane: `POST /` with `X-Amz-Target: SageMaker.<Operation>`.
+"""JSON 1.1 services: `POST /` with `X-Amz-Target: <Prefix>.<Operation>`, as the SageMaker
+control plane (`SageMaker.`) and CloudWatch Logs (`Logs_20140328.`) are called.
 
 Thin by design: parse, validate against botocore's model, call the service, shape the reply.
 """
@@ -23,6 +24,7 @@ from sabio.errors import (
     SabioError,
     SerializationError,
     UnknownOperationError,
+    ValidationError,
 )
 
 log = logging.getLogger("sabio.api")
@@ -31,10 +33,23 @@ Operation = Callable[[dict[str, Any]], dict[str, Any]]
 TARGET_PREFIX = "SageMaker."
 
 
-class ControlPlane:
-    def __init__(self, operations: Mapping[str, Operation], max_request_bytes: int) -> None:
+class Json11Service:
+    """One JSON 1.1 service: its botocore model, its target prefix and its operations."""
+
+    def __init__(
+        self,
+        service: str,
+        target_prefix: str,
+        operations: Mapping[str, Operation],
+        max_request_bytes: int,
+        *,
+        validation_error: Callable[[ValidationError], SabioError] | None = None,
+    ) -> None:
+        self.service = service
+        self.target_prefix = target_prefix
         self.operations = dict(operations)
         self.max_request_bytes = max_request_bytes
+        self.validation_error = validation_error
 
     async def handle(self, request: Request) -> Response:
         rid = request_id()
@@ -48,12 +63,12 @@ class ControlPlane:
 
     async def _handle(self, request: Request, rid: str) -> Response:
         target = request.headers.get("x-amz-target", "")
-        if not target.startswith(TARGET_PREFIX):
+        if not target.startswith(self.target_prefix):
             raise UnknownOperationError(
-                "Missing or unknown X-Amz-Target header; expected SageMaker.<Operation>."
+                f"Missing or unknown X-Amz-Target header; expected {self.target_prefix}<Operation>."
             )
-        name = target[len(TARGET_PREFIX) :]
-        model = service_model.operation(name)
+        name = target[len(self.target_prefix) :]
+        model = service_model.operation(name, self.service)
         if model is None:
             raise UnknownOperationError(f"Unknown operation {name}.")
         handler = self.operations.get(name)
@@ -68,7 +83,19 @@ class ControlPlane:
             params = json.loads(body or b"{}")
         except (ValueError, UnicodeDecodeError) as exc:
             raise SerializationError(f"The request body is not valid JSON: {exc}") from None
-        validated = validate_input(model, params)
+        try:
+            validated = validate_input(model, params)
+        except ValidationError as error:
+            if self.validation_error is None:
+                raise
+            raise self.validation_error(error) from None
         result = await run_in_threadpool(handler, validated)
         payload = json.dumps(shape_output(model, result), separators=(",", ":"))
         return Response(payload, media_type=JSON_11, headers={"x-amzn-RequestId": rid})
+
+
+class ControlPlane(Json11Service):
+    """The SageMaker control plane."""
+
+    def __init__(self, operations: Mapping[str, Operation], max_request_bytes: int) -> None:
+        super().__init__(service_model.SAGEMAKER, TARGET_PREFIX, operations, max_request_bytes)

@@ -8,26 +8,17 @@ in a thread, shape the reply.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 from collections.abc import Callable
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
 from sabio import service_model
-from sabio.api.errors import JSON_11, json11_error, request_id
-from sabio.api.shapes import shape_output, validate_input
-from sabio.asgi_body import content_length, read_capped
+from sabio.api.control_plane import Json11Service
 from sabio.errors import (
     InvalidParameterError,
-    PayloadTooLargeError,
-    SabioError,
-    SerializationError,
-    UnknownOperationError,
-    ValidationError,
 )
 from sabio.telemetry.logs import LogStore
 
@@ -54,47 +45,17 @@ class LogsApi:
             "PutLogEvents": self._put_log_events,
             "DeleteLogGroup": self._delete_log_group,
         }
+        # CloudWatch Logs words validation errors as SageMaker does, under its own code.
+        self._protocol = Json11Service(
+            SERVICE,
+            TARGET_PREFIX,
+            self.operations,
+            max_request_bytes,
+            validation_error=lambda error: InvalidParameterError(_as_logs_words(error.message)),
+        )
 
     async def handle(self, request: Request) -> Response:
-        rid = request_id()
-        try:
-            return await self._handle(request, rid)
-        except SabioError as error:
-            return json11_error(error, rid)
-        except Exception:
-            log.exception("unexpected error in %s", request.headers.get("x-amz-target"))
-            return json11_error(SabioError("An internal error occurred; see the server log."), rid)
-
-    async def _handle(self, request: Request, rid: str) -> Response:
-        target = request.headers.get("x-amz-target", "")
-        if not target.startswith(TARGET_PREFIX):
-            raise UnknownOperationError(
-                f"Missing or unknown X-Amz-Target header; expected {TARGET_PREFIX}<Operation>."
-            )
-        name = target[len(TARGET_PREFIX) :]
-        model = service_model.operation(name, SERVICE)
-        if model is None:
-            raise UnknownOperationError(f"Unknown operation {name}.")
-        handler = self.operations.get(name)
-        if handler is None:
-            raise UnknownOperationError(f"Sabio does not implement the operation {name} yet.")
-        too_large = PayloadTooLargeError(
-            f"The request body is larger than {self.max_request_bytes} bytes."
-        )
-        declared = content_length(request.headers.get("content-length"))
-        body = await read_capped(request.receive, declared, self.max_request_bytes, too_large)
-        try:
-            params = json.loads(body or b"{}")
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise SerializationError(f"The request body is not valid JSON: {exc}") from None
-        try:
-            validated = validate_input(model, params)
-        except ValidationError as error:
-            # CloudWatch Logs words these as SageMaker does, under its own code.
-            raise InvalidParameterError(_as_logs_words(error.message)) from None
-        result = await run_in_threadpool(handler, validated)
-        payload = json.dumps(shape_output(model, result), separators=(",", ":"))
-        return Response(payload, media_type=JSON_11, headers={"x-amzn-RequestId": rid})
+        return await self._protocol.handle(request)
 
     # Operations: validated request -> response, run in a worker thread.
 

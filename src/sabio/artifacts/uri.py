@@ -46,3 +46,11 @@ def check_key(key: str, uri: str) -> None:
         raise ValidationError(f"The key of '{uri}' must be a relative path inside its bucket.")
     if any(part in (".", "..") for part in key.split("/")):
         raise ValidationError(f"The key of '{uri}' must not contain '.' or '..' path segments.")
+
+
+def require_s3(uri: str, where: str) -> ObjectUri:
+    """A user-supplied location: an `s3://` URI that stays inside its bucket."""
+    parsed = parse(uri)
+    if parsed.scheme != "s3":
+        raise ValidationError(f"{where} must be an s3:// URI, not '{uri}'.")
+    return parsed

@@ -61,6 +61,24 @@ def _encode(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
+def resource_config(current_host: str, hosts: list[str], instance_type: str) -> dict[str, Any]:
+    """`resourceconfig.json`, with every key the toolkit and the SDK v3 drivers read."""
+    return {
+        "current_host": current_host,
+        "current_instance_type": instance_type,
+        "current_group_name": "homogeneousCluster",
+        "hosts": hosts,
+        "instance_groups": [
+            {
+                "instance_group_name": "homogeneousCluster",
+                "instance_type": instance_type,
+                "hosts": hosts,
+            }
+        ],
+        "network_interface_name": "eth0",
+    }
+
+
 def training_env(
     *,
     opt_ml: str,
@@ -80,27 +98,14 @@ def training_env(
     """Every `SM_*` variable of the training toolkit, for one host."""
     user, framework = split_hyperparameters(raw_hyperparameters)
     module_name = (entry_point or "").removesuffix(".py") or None
-    resource_config = {
-        "current_host": current_host,
-        "current_instance_type": instance_type,
-        "current_group_name": "homogeneousCluster",
-        "hosts": hosts,
-        "instance_groups": [
-            {
-                "instance_group_name": "homogeneousCluster",
-                "instance_type": instance_type,
-                "hosts": hosts,
-            }
-        ],
-        "network_interface_name": "eth0",
-    }
+    config = resource_config(current_host, hosts, instance_type)
     env: dict[str, Any] = {
         "hosts": hosts,
         "network_interface_name": "eth0",
         "hps": user,
         "user_entry_point": entry_point,
         "framework_params": {k: v for k, v in framework.items()},
-        "resource_config": resource_config,
+        "resource_config": config,
         "input_data_config": channels,
         "output_data_dir": f"{opt_ml}/output/data",
         "channels": sorted(channels),
@@ -109,7 +114,7 @@ def training_env(
         "current_instance_group": "homogeneousCluster",
         "current_instance_group_hosts": hosts,
         "instance_groups": ["homogeneousCluster"],
-        "instance_groups_dict": {"homogeneousCluster": resource_config["instance_groups"][0]},
+        "instance_groups_dict": {"homogeneousCluster": config["instance_groups"][0]},
         "distribution_instance_groups": [],
         "is_hetero": False,
         "module_name": module_name,

@@ -28,11 +28,6 @@ def containers_of(spec: dict[str, Any]) -> list[dict[str, Any]]:
     return list(spec.get("Containers") or [])
 
 
-def _check_s3(uri: str, where: str) -> None:
-    if object_uri.parse(uri).scheme != "s3":
-        raise ValidationError(f"{where} must be an s3:// URI, not '{uri}'.")
-
-
 def _check_container(container: dict[str, Any], where: str) -> None:
     if container.get("ModelPackageName"):
         raise ValidationError(f"{where}.ModelPackageName: model packages are not supported yet.")
@@ -44,10 +39,10 @@ def _check_container(container: dict[str, Any], where: str) -> None:
         raise ValidationError(f"{where}.Mode: only SingleModel is supported yet.")
     data_url = container.get("ModelDataUrl")
     if data_url:
-        _check_s3(data_url, f"{where}.ModelDataUrl")
+        object_uri.require_s3(data_url, f"{where}.ModelDataUrl")
     source = (container.get("ModelDataSource") or {}).get("S3DataSource")
     if source:
-        _check_s3(source["S3Uri"], f"{where}.ModelDataSource.S3DataSource.S3Uri")
+        object_uri.require_s3(source["S3Uri"], f"{where}.ModelDataSource.S3DataSource.S3Uri")
         if data_url:
             raise ValidationError(f"{where}: give ModelDataUrl or ModelDataSource, not both.")
 

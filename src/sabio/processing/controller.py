@@ -10,7 +10,8 @@ from typing import Any
 
 from sabio.jobs.controller import COMPLETED, FAILED, STOPPED, JobController
 from sabio.jobs.execution import JobExecutor, Plan
-from sabio.processing.runner import ProcessingFailure, ProcessingRunner
+from sabio.jobs.runner import JobFailure
+from sabio.processing.runner import ProcessingRunner
 from sabio.resources import PROCESSING_JOB
 from sabio.store.entities import Resource
 from sabio.store.repository import Repository
@@ -50,7 +51,7 @@ class ProcessingController(JobController):
             if plan is not None:
                 await self.executor.stop(plan)
             raise
-        except ProcessingFailure as exc:
+        except JobFailure as exc:
             await self.finish(job, FAILED, FailureReason=str(exc)[:1024])
             return
         finally:

@@ -7,26 +7,21 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from sabio import instance_types
-from sabio.artifacts.registry import ArtifactRegistry
 from sabio.compute.sandbox import bubblewrap_available
 from sabio.environments import images
-from sabio.environments.builder import EnvironmentBuilder, EnvironmentBuildError, EnvironmentSpec
+from sabio.environments.builder import EnvironmentBuildError, EnvironmentSpec
 from sabio.errors import SabioError
 from sabio.jobs import channels, execution
 from sabio.jobs.execution import Instance, Outcome, Plan
+from sabio.jobs.runner import JobFailure, JobRunner
 from sabio.jobs.workspace import CONTAINER_ROOT, Workspace, job_root
 from sabio.store.entities import Resource
 
 LOG_GROUP = "/aws/sagemaker/ProcessingJobs"
-
-
-class ProcessingFailure(Exception):
-    """Why the job failed, in words a user can act on (becomes FailureReason)."""
 
 
 def _inside(root: Path, container_path: str) -> Path:
@@ -35,22 +30,7 @@ def _inside(root: Path, container_path: str) -> Path:
     return root / relative
 
 
-class ProcessingRunner:
-    def __init__(
-        self,
-        *,
-        home: Path,
-        artifacts: ArtifactRegistry,
-        environments: EnvironmentBuilder,
-        base_env: Mapping[str, str],
-        region: str,
-    ) -> None:
-        self.home = home
-        self.artifacts = artifacts
-        self.environments = environments
-        self.base_env = dict(base_env)
-        self.region = region
-
+class ProcessingRunner(JobRunner):
     def prepare(self, job: Resource) -> Plan:
         spec = job.spec
         app = spec["AppSpecification"]
@@ -58,7 +38,7 @@ class ProcessingRunner:
         cluster = spec["ProcessingResources"]["ClusterConfig"]
         described = instance_types.lookup(cluster["InstanceType"])
         if described is None:
-            raise ProcessingFailure(f"Unknown instance type {cluster['InstanceType']}.")
+            raise JobFailure(f"Unknown instance type {cluster['InstanceType']}.")
         hosts = execution.free_hosts(int(cluster["InstanceCount"]))
         sandboxed = bubblewrap_available()
         root = job_root(self.home, "processing", job.name)
@@ -67,9 +47,7 @@ class ProcessingRunner:
                 EnvironmentSpec(requirements=image.requirements)
             ).python
         except EnvironmentBuildError as exc:
-            raise ProcessingFailure(
-                f"Building the job's environment failed: {exc.message}"
-            ) from None
+            raise JobFailure(f"Building the job's environment failed: {exc.message}") from None
         instances = []
         epoch = int(time.time())
         for index, host in enumerate(hosts):
@@ -142,9 +120,9 @@ class ProcessingRunner:
                 )
                 channels.materialize(store, chosen, cache, _inside(root, source["LocalPath"]))
             except channels.ChannelError as exc:
-                raise ProcessingFailure(str(exc).replace("Channel", "Input", 1)) from None
+                raise JobFailure(str(exc).replace("Channel", "Input", 1)) from None
             except SabioError as exc:
-                raise ProcessingFailure(f"Input {name}: {exc.message}") from None
+                raise JobFailure(f"Input {name}: {exc.message}") from None
 
     def upload_outputs(self, job: Resource, plan: Plan, *, continuous_only: bool = False) -> None:
         """Copy each output's files to its S3Uri; unchanged files are not copied again."""

@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sabio import instance_types
-from sabio.artifacts import uri as object_uri
-from sabio.environments import images
-from sabio.errors import ResourceLimitExceededError, ValidationError
+from sabio.artifacts.uri import require_s3
+from sabio.errors import ValidationError
 from sabio.jobs import controller as job_status
+from sabio.jobs.validation import check_resources
 from sabio.listing import list_page
 from sabio.resources import PROCESSING_JOB, Catalog
 from sabio.store.entities import Resource
@@ -33,11 +32,6 @@ DESCRIBED_STATE = ("FailureReason", "ExitMessage", "ProcessingStartTime", "Proce
 def _local_path(path: str, where: str) -> None:
     if not path.startswith(PROCESSING_ROOT) or ".." in path.split("/"):
         raise ValidationError(f"{where} '{path}' must be a path under {PROCESSING_ROOT}.")
-
-
-def _s3(uri: str, where: str) -> None:
-    if object_uri.parse(uri).scheme != "s3":
-        raise ValidationError(f"{where} must be an s3:// URI, not '{uri}'.")
 
 
 class ProcessingService:
@@ -78,26 +72,19 @@ class ProcessingService:
 
     def _check(self, request: dict[str, Any]) -> None:
         app = request["AppSpecification"]
-        image = images.resolve(app["ImageUri"])
         if not app.get("ContainerEntrypoint"):
             raise ValidationError(
                 f"AppSpecification.ContainerEntrypoint is required: the image {app['ImageUri']} "
                 "runs as a Python environment and has no entry point of its own."
             )
         cluster = request["ProcessingResources"]["ClusterConfig"]
-        described = instance_types.lookup(cluster["InstanceType"])
-        if described is None:
-            raise ValidationError(f"InstanceType '{cluster['InstanceType']}' is not known.")
-        if described.gpus > self.gpus_available or (image.gpu and not self.gpus_available):
-            raise ValidationError(
-                f"Instance type {cluster['InstanceType']} needs a GPU or other accelerator and "
-                f"this machine has {self.gpus_available}."
-            )
-        if int(cluster["InstanceCount"]) > self.max_instances:
-            raise ResourceLimitExceededError(
-                f"The job asks for {cluster['InstanceCount']} instances; this Sabio server runs "
-                f"at most {self.max_instances} per job (SABIO_MAX_JOB_INSTANCES)."
-            )
+        check_resources(
+            app["ImageUri"],
+            cluster["InstanceType"],
+            int(cluster["InstanceCount"]),
+            max_instances=self.max_instances,
+            gpus_available=self.gpus_available,
+        )
         names: set[str] = set()
         for item in request.get("ProcessingInputs") or []:
             name = item["InputName"]
@@ -107,7 +94,7 @@ class ProcessingService:
             source = item.get("S3Input")
             if source is None:
                 raise ValidationError(f"Input {name}: only S3Input is supported yet.")
-            _s3(source["S3Uri"], f"Input {name} S3Uri")
+            require_s3(source["S3Uri"], f"Input {name} S3Uri")
             _local_path(source.get("LocalPath", ""), f"Input {name} LocalPath")
             if source.get("S3InputMode", "File") == "Pipe":
                 raise ValidationError(f"Input {name}: Pipe mode is not supported yet.")
@@ -116,7 +103,7 @@ class ProcessingService:
             output = item.get("S3Output")
             if output is None:
                 raise ValidationError(f"Output {name}: only S3Output is supported yet.")
-            _s3(output["S3Uri"], f"Output {name} S3Uri")
+            require_s3(output["S3Uri"], f"Output {name} S3Uri")
             _local_path(output["LocalPath"], f"Output {name} LocalPath")
 
     def describe_processing_job(self, request: dict[str, Any]) -> dict[str, Any]:

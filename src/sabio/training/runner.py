@@ -9,19 +9,18 @@ import socket
 import tarfile
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from sabio import instance_types
-from sabio.artifacts.registry import ArtifactRegistry
 from sabio.artifacts.uri import parse
 from sabio.compute.sandbox import bubblewrap_available
 from sabio.environments import images
-from sabio.environments.builder import EnvironmentBuilder, EnvironmentBuildError, EnvironmentSpec
 from sabio.errors import SabioError
 from sabio.jobs import channels, execution, toolkit
 from sabio.jobs.execution import Instance, Outcome, Plan
+from sabio.jobs.runner import JobFailure, JobRunner
 from sabio.jobs.workspace import CONTAINER_ROOT, Workspace, job_root
 from sabio.store.entities import Resource
 
@@ -32,32 +31,13 @@ Progress = Callable[[str, str], None]
 __all__ = ["Instance", "JobFailure", "Outcome", "Plan", "TrainingRunner"]
 
 
-class JobFailure(Exception):
-    """Why the job failed, in words a user can act on (becomes FailureReason)."""
-
-
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
-class TrainingRunner:
-    def __init__(
-        self,
-        *,
-        home: Path,
-        artifacts: ArtifactRegistry,
-        environments: EnvironmentBuilder,
-        base_env: Mapping[str, str],
-        region: str,
-    ) -> None:
-        self.home = home
-        self.artifacts = artifacts
-        self.environments = environments
-        self.base_env = dict(base_env)
-        self.region = region
-
+class TrainingRunner(JobRunner):
     # Preparation (blocking; run in a thread)
 
     def prepare(self, job: Resource, progress: Progress) -> Plan:
@@ -96,7 +76,7 @@ class TrainingRunner:
             self._fetch_source(str(submit), [w.code for w in workspaces.values()])
 
         requirements = workspaces[hosts[0]].code / "requirements.txt"
-        python = self._environment(image.requirements, requirements if program else None)
+        python = self.environment(image.requirements, requirements if program else None)
         master_port = _free_port()
         instances = []
         epoch = int(time.time())
@@ -106,21 +86,7 @@ class TrainingRunner:
             workspace.write_json("hyperparameters.json", raw_hyperparameters)
             workspace.write_json("inputdataconfig.json", channel_config)
             workspace.write_json(
-                "resourceconfig.json",
-                {
-                    "current_host": host,
-                    "current_instance_type": instance_type,
-                    "current_group_name": "homogeneousCluster",
-                    "hosts": hosts,
-                    "instance_groups": [
-                        {
-                            "instance_group_name": "homogeneousCluster",
-                            "instance_type": instance_type,
-                            "hosts": hosts,
-                        }
-                    ],
-                    "network_interface_name": "eth0",
-                },
+                "resourceconfig.json", toolkit.resource_config(host, hosts, instance_type)
             )
             module_dir = f"{opt_ml}/code" if program else None
             env = {
@@ -232,17 +198,6 @@ class TrainingRunner:
             ) from None
         except SabioError as exc:
             raise JobFailure(exc.message) from None
-
-    def _environment(self, base: tuple[str, ...], requirements: Path | None) -> Path:
-        try:
-            spec = EnvironmentSpec(requirements=base)
-            if requirements is not None and requirements.is_file():
-                spec = spec.combined_with(
-                    self.environments.spec_from_requirements_file(requirements)
-                )
-            return self.environments.ensure(spec).python
-        except EnvironmentBuildError as exc:
-            raise JobFailure(f"Building the job's environment failed: {exc.message}") from None
 
     def _entry(
         self,

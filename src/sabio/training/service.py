@@ -7,10 +7,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from sabio import instance_types
-from sabio.artifacts import uri as object_uri
-from sabio.environments import images
-from sabio.errors import ResourceLimitExceededError, ValidationError
+from sabio.artifacts.uri import require_s3
+from sabio.errors import ValidationError
+from sabio.jobs.validation import check_resources
 from sabio.listing import list_page
 from sabio.resources import TRAINING_JOB, Catalog
 from sabio.store.entities import Resource
@@ -36,11 +35,6 @@ _SPEC_MEMBERS = (
 )
 DEFAULT_MAX_RUNTIME = 86400
 CHECKPOINT_PATH = "/opt/ml/checkpoints"
-
-
-def _s3(uri: str, where: str) -> None:
-    if object_uri.parse(uri).scheme != "s3":
-        raise ValidationError(f"{where} must be an s3:// URI, not '{uri}'.")
 
 
 class TrainingService:
@@ -107,7 +101,6 @@ class TrainingService:
         image = algorithm.get("TrainingImage")
         if not image:
             raise ValidationError("AlgorithmSpecification.TrainingImage is required.")
-        spec = images.resolve(image)
         if algorithm.get("TrainingInputMode", "File") == "Pipe":
             raise ValidationError(
                 "TrainingInputMode Pipe is not supported yet; use File or FastFile."
@@ -122,24 +115,14 @@ class TrainingService:
         resources = request.get("ResourceConfig") or {}
         if resources.get("InstanceGroups"):
             raise ValidationError("ResourceConfig.InstanceGroups is not supported yet.")
-        instance_type = resources.get("InstanceType")
-        if not instance_type:
-            raise ValidationError("ResourceConfig.InstanceType is required.")
-        described = instance_types.lookup(instance_type)
-        if described is None:
-            raise ValidationError(f"ResourceConfig.InstanceType '{instance_type}' is not known.")
-        if described.gpus > self.gpus_available or (spec.gpu and not self.gpus_available):
-            raise ValidationError(
-                f"Instance type {instance_type} (image {image}) needs a GPU or other accelerator "
-                f"and this machine has {self.gpus_available}. Choose a CPU instance type and image."
-            )
-        count = int(resources.get("InstanceCount") or 1)
-        if count > self.max_instances:
-            raise ResourceLimitExceededError(
-                f"The job asks for {count} instances; this Sabio server runs at most "
-                f"{self.max_instances} per job (SABIO_MAX_JOB_INSTANCES)."
-            )
-        _s3(request["OutputDataConfig"]["S3OutputPath"], "OutputDataConfig.S3OutputPath")
+        check_resources(
+            image,
+            resources.get("InstanceType"),
+            int(resources.get("InstanceCount") or 1),
+            max_instances=self.max_instances,
+            gpus_available=self.gpus_available,
+        )
+        require_s3(request["OutputDataConfig"]["S3OutputPath"], "OutputDataConfig.S3OutputPath")
         names: set[str] = set()
         for channel in request.get("InputDataConfig") or []:
             name = channel["ChannelName"]
@@ -149,12 +132,12 @@ class TrainingService:
             source = channel["DataSource"].get("S3DataSource")
             if source is None:
                 raise ValidationError(f"Channel {name}: only S3DataSource is supported yet.")
-            _s3(source["S3Uri"], f"Channel {name} S3Uri")
+            require_s3(source["S3Uri"], f"Channel {name} S3Uri")
             if channel.get("InputMode") == "Pipe":
                 raise ValidationError(f"Channel {name}: Pipe mode is not supported yet.")
         checkpoint = request.get("CheckpointConfig")
         if checkpoint:
-            _s3(checkpoint["S3Uri"], "CheckpointConfig.S3Uri")
+            require_s3(checkpoint["S3Uri"], "CheckpointConfig.S3Uri")
             if checkpoint.get("LocalPath", CHECKPOINT_PATH).rstrip("/") != CHECKPOINT_PATH:
                 raise ValidationError(
                     f"CheckpointConfig.LocalPath must be {CHECKPOINT_PATH} for now."
@@ -163,7 +146,7 @@ class TrainingService:
         if submit:
             location = submit.strip('"')
             if "://" in location:
-                _s3(location, "sagemaker_submit_directory")
+                require_s3(location, "sagemaker_submit_directory")
 
     def describe_training_job(self, request: dict[str, Any]) -> dict[str, Any]:
         resource = self.catalog.require(TRAINING_JOB, request["TrainingJobName"])
