@@ -16,12 +16,8 @@ import hashlib
 import http.client
 import io
 import json
-import os
-import platform
 import socket
 import statistics
-import subprocess
-import sys
 import tarfile
 import tempfile
 import time
@@ -33,7 +29,8 @@ import joblib
 from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
 
-ROOT = Path(__file__).resolve().parent.parent
+from harness import machine, sabio_server, write_section
+
 IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
 ROLE = "arn:aws:iam::123456789012:role/Bench"
 
@@ -46,12 +43,6 @@ class UnixHTTPConnection(http.client.HTTPConnection):
     def connect(self) -> None:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.connect(self.path)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def model_archive(path: Path) -> Path:
@@ -86,22 +77,6 @@ def timed_posts(
     return samples
 
 
-def machine() -> str:
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
-    return (
-        f"{os.cpu_count()} cores ({model}), {memory:.0f} GiB, {platform.system()} "
-        f"{platform.release()}, Python {platform.python_version()}"
-    )
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=3000)
@@ -109,48 +84,10 @@ def main() -> int:
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
 
-    home = Path(tempfile.mkdtemp(prefix="sabio-bench-"))
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    os.environ.update(
-        AWS_ENDPOINT_URL=url,
-        AWS_ACCESS_KEY_ID="bench",
-        AWS_SECRET_ACCESS_KEY="bench",
-        AWS_DEFAULT_REGION="us-east-1",
-    )
-    log = (home / "server.log").open("wb")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "sabio", "server", "--port", str(port), "--home", str(home)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "SABIO_RECONCILE_INTERVAL_SECONDS": "1", "SABIO_LOG_LEVEL": "warning"},
-    )
     results: dict[str, Any] = {}
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "sabio",
-                "s3",
-                "cp",
-                "--home",
-                str(home),
-                str(model_archive(home / "model.tar.gz")),
-                "s3://bench/logreg/model.tar.gz",
-            ],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
+    with sabio_server() as server:
+        home, port = server.home, server.port
+        server.copy(model_archive(home / "model.tar.gz"), "s3://bench/logreg/model.tar.gz")
         sm = boto3.client("sagemaker")
         runtime = boto3.client("sagemaker-runtime")
         sm.create_model(
@@ -213,10 +150,6 @@ def main() -> int:
             )
             straight += timed_posts(direct, "/invocations", row, args.requests // rounds)
         results["routed"], results["direct"] = routed, straight
-    finally:
-        server.terminate()
-        server.wait(timeout=60)
-        log.close()
 
     first = results["first_in_service_s"]
     warm = results["in_service_s"]
@@ -240,38 +173,22 @@ def main() -> int:
     ]
     print("\n".join(table))
     if not args.no_write:
-        write_section(table, args)
+        write_section(
+            "endpoints",
+            "Endpoints: deployment time and invocation latency",
+            [
+                f"Measured {datetime.date.today().isoformat()} on {machine()} with "
+                f"`benchmarks/bench_endpoint.py --requests {args.requests} "
+                f"--endpoints {args.endpoints}`.",
+                "A scikit-learn LogisticRegression (20 features) served by the framework "
+                "defaults; one JSON row per request, sequential requests over keep-alive "
+                "connections, client on the same machine. Targets: InService within 3 s with a "
+                "cached environment; median router overhead under 1 ms.",
+                "",
+                *table,
+            ],
+        )
     return 0
-
-
-def write_section(table: list[str], args: argparse.Namespace) -> None:
-    path = ROOT / "docs" / "benchmarks.md"
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    start_marker, end_marker = "<!-- endpoints:start -->", "<!-- endpoints:end -->"
-    section = "\n".join(
-        [
-            start_marker,
-            "## Endpoints: deployment time and invocation latency",
-            "",
-            f"Measured {datetime.date.today().isoformat()} on {machine()} with "
-            f"`benchmarks/bench_endpoint.py --requests {args.requests} "
-            f"--endpoints {args.endpoints}`.",
-            "A scikit-learn LogisticRegression (20 features) served by the framework defaults; one "
-            "JSON row per request, sequential requests over keep-alive connections, client on the "
-            "same machine. Targets: InService within 3 s with a cached environment; median router "
-            "overhead under 1 ms.",
-            "",
-            *table,
-            end_marker,
-        ]
-    )
-    if start_marker in text:
-        before, rest = text.split(start_marker, 1)
-        after = rest.split(end_marker, 1)[1]
-        text = before + section + after
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    path.write_text(text)
 
 
 if __name__ == "__main__":

@@ -15,19 +15,13 @@ import argparse
 import datetime
 import io
 import json
-import os
-import socket
 import statistics
-import subprocess
-import sys
 import tarfile
-import tempfile
 import time
-from pathlib import Path
 
 import boto3
 
-from bench_endpoint import ROOT, free_port, machine
+from harness import machine, sabio_server, write_section
 
 IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
 SCRIPT = """\
@@ -54,50 +48,13 @@ def main() -> int:
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
 
-    home = Path(tempfile.mkdtemp(prefix="sabio-bench-"))
-    port = free_port()
-    os.environ.update(
-        AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}",
-        AWS_ACCESS_KEY_ID="bench",
-        AWS_SECRET_ACCESS_KEY="bench",
-        AWS_DEFAULT_REGION="us-east-1",
-    )
-    log = (home / "server.log").open("wb")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "sabio", "server", "--port", str(port), "--home", str(home)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "SABIO_LOG_LEVEL": "warning"},
-    )
     to_script: list[float] = []
     total: list[float] = []
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+    with sabio_server() as server:
+        home = server.home
         archive = home / "sourcedir.tar.gz"
         archive.write_bytes(sourcedir())
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "sabio",
-                "s3",
-                "cp",
-                "--home",
-                str(home),
-                str(archive),
-                "s3://bench/code/sourcedir.tar.gz",
-            ],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
+        server.copy(archive, "s3://bench/code/sourcedir.tar.gz")
         sm = boto3.client("sagemaker")
         hyperparameters = {
             "sagemaker_program": json.dumps("train.py"),
@@ -132,10 +89,6 @@ def main() -> int:
             if index:  # the first job warms the caches
                 to_script.append(started - created)
                 total.append(finished - created)
-    finally:
-        server.terminate()
-        server.wait(timeout=60)
-        log.close()
 
     table = [
         "| measure | median | max |",
@@ -147,35 +100,20 @@ def main() -> int:
     ]
     print("\n".join(table))
     if not args.no_write:
-        write_section(table, args.jobs)
+        write_section(
+            "training",
+            "Training jobs: start-up and overhead",
+            [
+                f"Measured {datetime.date.today().isoformat()} on {machine()} with "
+                f"`benchmarks/bench_training.py --jobs {args.jobs}`.",
+                "A script-mode job on the scikit-learn image (environment cached) whose script "
+                "only records when it started; the client polls DescribeTrainingJob every 10 ms. "
+                "Targets: script running within 0.5 s, total overhead under 2 s.",
+                "",
+                *table,
+            ],
+        )
     return 0
-
-
-def write_section(table: list[str], jobs: int) -> None:
-    path = ROOT / "docs" / "benchmarks.md"
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    start, end = "<!-- training:start -->", "<!-- training:end -->"
-    section = "\n".join(
-        [
-            start,
-            "## Training jobs: start-up and overhead",
-            "",
-            f"Measured {datetime.date.today().isoformat()} on {machine()} with "
-            f"`benchmarks/bench_training.py --jobs {jobs}`.",
-            "A script-mode job on the scikit-learn image (environment cached) whose script only "
-            "records when it started; the client polls DescribeTrainingJob every 10 ms. Targets: "
-            "script running within 0.5 s, total overhead under 2 s.",
-            "",
-            *table,
-            end,
-        ]
-    )
-    if start in text:
-        before, rest = text.split(start, 1)
-        text = before + section + rest.split(end, 1)[1]
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    path.write_text(text)
 
 
 if __name__ == "__main__":
