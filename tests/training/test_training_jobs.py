@@ -193,6 +193,8 @@ def test_stop_and_max_runtime(server: SabioServer, sm: Any):
     )
     described = wait_job(sm, name)
     assert (described["TrainingJobStatus"], described["SecondaryStatus"]) == ("Stopped", "Stopped")
+    transitions = [t["Status"] for t in described["SecondaryStatusTransitions"]]
+    assert transitions[-3:] == ["Stopping", "Uploading", "Stopped"]
     model = read_object(server, described["ModelArtifacts"]["S3ModelArtifacts"])
     assert members(model)["partial.txt"] == b"stopped cleanly"
     with pytest.raises(ClientError) as again:

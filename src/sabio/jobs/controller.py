@@ -46,6 +46,9 @@ class JobController(ReconcileLoop):
     async def on_resume(self, job: Resource) -> None:
         """Called before a cut-off job starts again."""
 
+    async def on_stop_requested(self, job: Resource) -> None:
+        """Called once when StopXJob reaches a running job."""
+
     def interrupted_reason(self, job: Resource) -> str:
         return (
             f"InternalServerError: the Sabio server stopped while the {self.kind.noun} was "
@@ -66,8 +69,9 @@ class JobController(ReconcileLoop):
             key = job.name.lower()
             task = self._tasks.get(key)
             if task is not None and not task.done():
-                if job.status == STOPPING:
+                if job.status == STOPPING and not self._stops[key].is_set():
                     self._stops[key].set()
+                    await self.on_stop_requested(job)
                 continue
             self._tasks.pop(key, None)
             if job.status == STOPPING:

@@ -46,6 +46,9 @@ class TrainingController(JobController):
     async def on_resume(self, job: Resource) -> None:
         await self.transition(job.name, status.RESTARTING, "Resuming from the last checkpoint")
 
+    async def on_stop_requested(self, job: Resource) -> None:
+        await self.transition(job.name, status.STOPPING, "Stopping the training job")
+
     def interrupted_reason(self, job: Resource) -> str:
         return (
             "InternalServerError: the Sabio server stopped while the job was running. Give the "
