@@ -22,6 +22,7 @@ from support.training import (
     read_object,
     sdk_hyperparameters,
     wait_job,
+    wait_log,
     wait_secondary,
 )
 
@@ -179,13 +180,14 @@ time.sleep(600)
 """
 
 
-def test_stop_and_max_runtime(server: SabioServer, sm: Any):
+def test_stop_and_max_runtime(server: SabioServer, sm: Any, logs: Any):
     name = unique("stop")
     sourcedir = put_sourcedir(
         server, f"s3://training/{name}/sourcedir.tar.gz", {"train.py": SLEEPER}
     )
     create_job(sm, name, hyperparameters=sdk_hyperparameters("train.py", sourcedir))
     wait_secondary(sm, name, "Training")
+    wait_log(logs, name, "sleeping")
     sm.stop_training_job(TrainingJobName=name)
     assert sm.describe_training_job(TrainingJobName=name)["TrainingJobStatus"] in (
         "Stopping",
