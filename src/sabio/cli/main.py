@@ -91,6 +91,22 @@ def cmd_logs(args: argparse.Namespace) -> int:
     return logs.run(args)
 
 
+def cmd_db(args: argparse.Namespace) -> int:
+    from sabio.config import Settings
+    from sabio.store import database
+
+    settings = _settings(args)
+    assert isinstance(settings, Settings)
+    url = settings.resolved_database_url
+    engine = database.create(url) if args.db_command == "upgrade" else database.connect(url)
+    try:
+        revision = database.current_revision(engine) or "none (empty database)"
+    finally:
+        engine.dispose()
+    print(f"{database.safe_url(url)}: schema revision {revision}")
+    return 0
+
+
 def cmd_images(args: argparse.Namespace) -> int:
     from sabio.environments import images
 
@@ -145,6 +161,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     logs_cli.add_arguments(logs_parser)
     logs_parser.set_defaults(func=cmd_logs)
+
+    db = commands.add_parser("db", help="the metadata database: schema migrations")
+    db_commands = db.add_subparsers(dest="db_command", required=True)
+    for name, text in (
+        ("upgrade", "migrate the schema to the newest revision"),
+        ("current", "print the schema revision"),
+    ):
+        command = db_commands.add_parser(name, help=text)
+        command.add_argument("--home", type=Path, help="data directory (default ~/.sabio)")
+        command.set_defaults(func=cmd_db)
 
     images_parser = commands.add_parser("images", help="list the images Sabio can run")
     images_parser.set_defaults(func=cmd_images)
