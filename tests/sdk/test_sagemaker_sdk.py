@@ -1,0 +1,91 @@
+"""The SageMaker Python SDK, unmodified, against a live Sabio server: SDK v2's SKLearn
+estimator (fit with logs, deploy, predict, delete) and SDK v3's ModelTrainer.
+
+Each SDK version runs in its own environment, built with uv from the package registry (they
+cannot share one: both are the `sagemaker` package); only AWS_ENDPOINT_URL and credentials
+point them at Sabio.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sabio.compute.sandbox import bubblewrap_available
+from support.server import SabioServer
+
+HERE = Path(__file__).parent
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not bubblewrap_available(), reason="the SDK's container drivers use /opt/ml paths"
+    ),
+]
+
+
+def sdk_environment(root: Path, requirement: str) -> Path:
+    from uv import find_uv_bin
+
+    uv = find_uv_bin()
+    python = root / "bin" / "python"
+    if not python.exists():
+        subprocess.run([uv, "venv", "-q", str(root), "--python", sys.executable], check=True)
+        subprocess.run(
+            [uv, "pip", "install", "-q", "--python", str(python), requirement],
+            check=True,
+            timeout=600,
+        )
+    return python
+
+
+def run_flow(python: Path, script: str, server: SabioServer, work: Path) -> dict[str, Any]:
+    (work / "code").mkdir(parents=True)
+    shutil.copy(HERE / "code_train.py", work / "code" / "train.py")
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
+        "AWS_ENDPOINT_URL": server.url,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "SAGEMAKER_SUPPRESS_V2_WARNING": "1",
+        "PYTHONWARNINGS": "ignore",
+    }
+    result = subprocess.run(
+        [str(python), str(HERE / script), str(work)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
+    )
+    lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
+    assert result.returncode == 0 and lines, result.stdout[-4000:] + result.stderr[-4000:]
+    payload: dict[str, Any] = json.loads(lines[-1][len("RESULT ") :])
+    payload["stdout"] = result.stdout
+    return payload
+
+
+def test_sdk_v2_sklearn_estimator_fit_deploy_predict(
+    server: SabioServer, tmp_path_factory: pytest.TempPathFactory
+):
+    python = sdk_environment(tmp_path_factory.getbasetemp() / "sdk-v2", "sagemaker>=2.250,<3")
+    seen = run_flow(python, "sdk_v2_flow.py", server, tmp_path_factory.mktemp("v2"))
+    assert seen["status"] == "Completed"
+    assert seen["metrics"]["train:accuracy"] > 0.9
+    assert seen["prediction"] == pytest.approx(seen["expected"])
+    assert "accuracy=" in seen["stdout"]
+
+
+def test_sdk_v3_model_trainer(server: SabioServer, tmp_path_factory: pytest.TempPathFactory):
+    python = sdk_environment(tmp_path_factory.getbasetemp() / "sdk-v3", "sagemaker>=3.20")
+    seen = run_flow(python, "sdk_v3_flow.py", server, tmp_path_factory.mktemp("v3"))
+    assert seen["status"] == "Completed", seen["reason"]
+    assert seen["artifacts"].endswith("/output/model.tar.gz")
