@@ -162,3 +162,25 @@ def test_sourcedir_requirements_are_installed_for_the_job(server: SabioServer, s
     assert described["TrainingJobStatus"] == "Completed", described.get("FailureReason")
     model = members(read_object(server, described["ModelArtifacts"]["S3ModelArtifacts"]))
     assert model["four.txt"] == b"IV"
+
+
+def test_the_failure_reason_names_the_instance_that_failed(server: SabioServer, sm: Any):
+    name = unique("onefails")
+    script = (
+        "import os, sys, time\n"
+        "if os.environ['SM_CURRENT_HOST'] == 'algo-2':\n"
+        "    print('algo-2 gives up', flush=True)\n"
+        "    sys.exit(5)\n"
+        "time.sleep(120)\n"
+    )
+    sourcedir = put_sourcedir(
+        server, f"s3://training/{name}/sourcedir.tar.gz", {"train.py": script}
+    )
+    create_job(
+        sm, name, hyperparameters=sdk_hyperparameters("train.py", sourcedir), instance_count=2
+    )
+    described = wait_job(sm, name)
+    assert described["TrainingJobStatus"] == "Failed"
+    assert "on algo-2 exited with status 5" in described["FailureReason"]
+    assert "algo-2 gives up" in described["FailureReason"]
+    assert "ModelArtifacts" not in described

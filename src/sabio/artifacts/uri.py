@@ -33,10 +33,21 @@ def parse(uri: str) -> ObjectUri:
     if not sep or not scheme:
         raise ValidationError(f"'{uri}' is not a valid URI; expected s3://bucket/key.")
     bucket, _, key = rest.partition("/")
-    if not _BUCKET.match(bucket) or ".." in bucket:
+    if not valid_bucket(bucket):
         raise ValidationError(f"'{uri}' does not name a valid bucket.")
     check_key(key, uri)
     return ObjectUri(scheme.lower(), bucket, key)
+
+
+def valid_bucket(name: str) -> bool:
+    """S3's rules for bucket names: 3 to 63 of `a-z0-9.-`, a letter or digit at each end, no
+    `..` (and so never a name like `.sabio` that a store uses for itself)."""
+    return bool(_BUCKET.match(name)) and ".." not in name
+
+
+def check_bucket(name: str) -> None:
+    if not valid_bucket(name):
+        raise ValidationError(f"'{name}' is not a valid bucket name.")
 
 
 def check_key(key: str, uri: str) -> None:
@@ -50,7 +61,6 @@ def check_key(key: str, uri: str) -> None:
 
 def require_s3(uri: str, where: str) -> ObjectUri:
     """A user-supplied location: an `s3://` URI that stays inside its bucket."""
-    parsed = parse(uri)
-    if parsed.scheme != "s3":
+    if not uri.lower().startswith("s3://"):
         raise ValidationError(f"{where} must be an s3:// URI, not '{uri}'.")
-    return parsed
+    return parse(uri)

@@ -58,7 +58,8 @@ class Outcome:
     stopped: bool = False
     timed_out: bool = False
     final_metrics: list[dict[str, Any]] = field(default_factory=list)
-    metric_series: Any = None
+    metric_series: str = ""
+    first_failure: str | None = None
 
     @property
     def failed(self) -> bool:
@@ -128,12 +129,13 @@ class JobExecutor:
 
         while True:
             current = {host: p.returncode for host, p in processes.items()}
+            failed = [host for host, code in current.items() if code not in (None, 0)]
             if all(code is not None for code in current.values()):
-                return Outcome(codes())
-            if any(code not in (None, 0) for code in current.values()):
+                return Outcome(codes(), first_failure=failed[0] if failed else None)
+            if failed:
                 # One instance failed: the others cannot finish the job without it.
                 await self.stop(plan)
-                return Outcome(codes())
+                return Outcome(codes(), first_failure=failed[0])
             if stop.is_set() or loop.time() > deadline:
                 await self.stop(plan)
                 return Outcome(codes(), stopped=stop.is_set(), timed_out=not stop.is_set())
@@ -164,12 +166,14 @@ class JobExecutor:
         if not data:
             return
         instance.log_offset += len(data)
-        lines = data.decode("utf-8", "replace").splitlines()
+        text = data.decode("utf-8", "replace")
+        if not text.endswith("\n"):
+            text += "\n"
+        # The sink drops empty lines and cuts over-long ones, as CloudWatch does.
+        with self.logs.stream_writer(plan.log_group, instance.stream) as sink:
+            sink.write(text)
         now = time.time()
-        self.logs.append(
-            plan.log_group, instance.stream, [(int(now * 1000), line) for line in lines]
-        )
-        for line in lines:
+        for line in text.splitlines():
             extractor.feed(line, now)
 
 

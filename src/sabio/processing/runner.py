@@ -15,7 +15,7 @@ from sabio.compute.sandbox import bubblewrap_available
 from sabio.environments import images
 from sabio.environments.builder import EnvironmentBuildError, EnvironmentSpec
 from sabio.errors import SabioError
-from sabio.jobs import channels, execution
+from sabio.jobs import channels, execution, toolkit
 from sabio.jobs.execution import Instance, Outcome, Plan
 from sabio.jobs.runner import JobFailure, JobRunner
 from sabio.jobs.workspace import CONTAINER_ROOT, Workspace, job_root
@@ -67,11 +67,7 @@ class ProcessingRunner(JobRunner):
             )
             _write(
                 config / "resourceconfig.json",
-                {
-                    "current_host": host,
-                    "hosts": hosts,
-                    "current_instance_type": cluster["InstanceType"],
-                },
+                toolkit.resource_config(host, hosts, cluster["InstanceType"]),
             )
             opt_ml = CONTAINER_ROOT if sandboxed else str(workspace.root)
             argv = [*app["ContainerEntrypoint"], *(app.get("ContainerArguments") or [])]
@@ -84,6 +80,7 @@ class ProcessingRunner(JobRunner):
                 "PYTHONUNBUFFERED": "1",
                 "SAGEMAKER_REGION": self.region,
                 "PROCESSING_JOB_NAME": job.name,
+                "SABIO_OPT_ML": opt_ml,
                 **{str(k): str(v) for k, v in (spec.get("Environment") or {}).items()},
             }
             env["PATH"] = execution.environment_path(python, env)
@@ -155,7 +152,8 @@ class ProcessingRunner(JobRunner):
 
     @staticmethod
     def failure_reason(plan: Plan, outcome: Outcome) -> str:
-        for instance in plan.instances:
+        ordered = sorted(plan.instances, key=lambda i: i.host != outcome.first_failure)
+        for instance in ordered:
             code = outcome.exit_codes.get(instance.host, 0)
             if code == 0:
                 continue

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from typing import Any
 
@@ -95,18 +94,19 @@ class TrainingController(JobController):
             await self.finish(job, status.FAILED, FailureReason=str(exc)[:1024])
             return
         end = time.time()
-        timing = {
+        timing: dict[str, Any] = {
             "TrainingEndTime": end,
             "TrainingTimeInSeconds": max(1, round(end - training_start)),
             "BillableTimeInSeconds": max(1, round(end - training_start)),
             "FinalMetricDataList": outcome.final_metrics,
         }
         (plan.instances[0].workspace.root.parent / "metrics.json").write_text(
-            json.dumps(outcome.metric_series)
+            outcome.metric_series or "{}"
         )
         if outcome.stopped or outcome.timed_out or not outcome.failed:
             await self.transition(job.name, status.UPLOADING, "Uploading generated training model")
-            await asyncio.to_thread(self.runner.upload, job, plan)
+            model = await asyncio.to_thread(self.runner.upload, job, plan)
+            timing["ModelArtifacts"] = {"S3ModelArtifacts": model}
         if outcome.timed_out:
             message = f"The job exceeded MaxRuntimeInSeconds ({runtime:g} s) and was stopped"
             await self.finish(

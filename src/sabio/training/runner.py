@@ -4,6 +4,7 @@ logs and metrics, enforce the runtime limit and stop requests, and upload the re
 from __future__ import annotations
 
 import logging
+import shlex
 import shutil
 import socket
 import tarfile
@@ -230,11 +231,8 @@ class TrainingRunner(JobRunner):
             target = f"{opt_ml}/code/{program}"
             if str(program).endswith(".py"):
                 return [str(python), target, *toolkit.to_cmd_args(user)], workspace.code
-            return [
-                "/bin/sh",
-                "-c",
-                f"{target} " + " ".join(toolkit.to_cmd_args(user)),
-            ], workspace.code
+            command = shlex.join([target, *toolkit.to_cmd_args(user)])
+            return ["/bin/sh", "-c", command], workspace.code
         if image.algorithm:
             module = f"sabio.algorithms.{image.algorithm.replace('-', '_')}"
             return [str(python), "-m", module, "train"], workspace.root
@@ -245,7 +243,8 @@ class TrainingRunner(JobRunner):
 
     # Results (blocking; run in a thread)
 
-    def upload(self, job: Resource, plan: Plan) -> None:
+    def upload(self, job: Resource, plan: Plan) -> str:
+        """Pack and store the model and output data; returns the model's URI."""
         output = job.spec["OutputDataConfig"]["S3OutputPath"].rstrip("/")
         first = plan.instances[0].workspace
         store, model_uri = self.artifacts.resolve(f"{output}/{job.name}/output/model.tar.gz")
@@ -255,6 +254,7 @@ class TrainingRunner(JobRunner):
             with _tarball(first.output_data) as data:
                 store.write(parse(f"{output}/{job.name}/output/output.tar.gz"), data)
         self.sync_checkpoints(job, plan)
+        return str(model_uri)
 
     def sync_checkpoints(self, job: Resource, plan: Plan) -> None:
         checkpoint = job.spec.get("CheckpointConfig")
@@ -272,7 +272,8 @@ class TrainingRunner(JobRunner):
                     store.upload_file(path, target)
 
     def failure_reason(self, plan: Plan, outcome: Outcome) -> str:
-        for instance in plan.instances:
+        ordered = sorted(plan.instances, key=lambda i: i.host != outcome.first_failure)
+        for instance in ordered:
             code = outcome.exit_codes.get(instance.host, 0)
             if code == 0:
                 continue

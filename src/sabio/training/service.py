@@ -151,14 +151,12 @@ class TrainingService:
     def describe_training_job(self, request: dict[str, Any]) -> dict[str, Any]:
         resource = self.catalog.require(TRAINING_JOB, request["TrainingJobName"])
         state = resource.state
-        output = resource.spec["OutputDataConfig"]["S3OutputPath"].rstrip("/")
         return {
             "TrainingJobName": resource.name,
             "TrainingJobArn": resource.arn,
             "TrainingJobStatus": resource.status,
             "CreationTime": resource.created_at,
             "LastModifiedTime": resource.updated_at,
-            "ModelArtifacts": {"S3ModelArtifacts": f"{output}/{resource.name}/output/model.tar.gz"},
             **resource.spec,
             **{key: state[key] for key in status.DESCRIBED_STATE if key in state},
         }

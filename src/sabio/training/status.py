@@ -24,4 +24,5 @@ DESCRIBED_STATE = (
     "TrainingTimeInSeconds",
     "BillableTimeInSeconds",
     "FinalMetricDataList",
+    "ModelArtifacts",
 )
