@@ -120,7 +120,7 @@ def build_platform(settings: Settings, environ: Mapping[str, str]) -> Platform:
     for service in (
         ModelService(catalog),
         EndpointConfigService(catalog, settings.max_instances_per_endpoint),
-        EndpointService(catalog, controller.notify),
+        EndpointService(catalog, controller.notify, settings.max_instances_per_endpoint),
         TrainingService(catalog, training.notify, max_instances=settings.max_job_instances),
         ProcessingService(catalog, processing.notify, max_instances=settings.max_job_instances),
         TagService(catalog),

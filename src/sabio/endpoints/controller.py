@@ -5,6 +5,7 @@ that die, and after a server restart brings InService endpoints back."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Coroutine
@@ -12,7 +13,7 @@ from typing import Any
 
 from sabio.arns import ArnFactory
 from sabio.endpoints.deployment import Deployer, DeploymentError, RunningInstance, VariantPlan
-from sabio.endpoints.service import CREATING, DELETING, FAILED, IN_SERVICE
+from sabio.endpoints.service import CREATING, DELETING, FAILED, IN_SERVICE, UPDATING
 from sabio.errors import SabioError
 from sabio.reconcile import ReconcileLoop
 from sabio.resources import ENDPOINT
@@ -91,6 +92,8 @@ class EndpointController(ReconcileLoop):
             return self._bring_up
         if endpoint.status == IN_SERVICE:
             return self._supervise if key in self._running else self._bring_up
+        if endpoint.status == UPDATING:
+            return self._apply_update if key in self._running else self._bring_up
         if endpoint.status == FAILED and key in self._running:
             return self._stop_leftovers
         return None
@@ -127,7 +130,7 @@ class EndpointController(ReconcileLoop):
             endpoint.name,
             status=IN_SERVICE,
             state=state,
-            expect_status=(CREATING, IN_SERVICE),
+            expect_status=(CREATING, IN_SERVICE, UPDATING),
         )
         if updated is None:
             await self._stop_all(key)
@@ -259,6 +262,52 @@ class EndpointController(ReconcileLoop):
             if variant.name == variant_name:
                 variant.instances = [i for i in variant.instances if i.healthy]
                 variant.instances.append(replacement.endpoint)
+
+    async def _apply_update(self, endpoint: Resource) -> None:
+        """UpdateEndpointWeightsAndCapacities: new weights at once, instances added (healthy
+        before they take traffic) or removed, without touching the others."""
+        key = endpoint.name.lower()
+        plans = self._plans[key]
+        route = self.router.route(endpoint.name)
+        for variant in endpoint.spec["Config"]["ProductionVariants"]:
+            plan = plans[variant["VariantName"]]
+            count = 1 if variant.get("ServerlessConfig") else int(variant["InitialInstanceCount"])
+            weight = float(variant.get("InitialVariantWeight", 1.0))
+            plans[plan.name] = updated = dataclasses.replace(
+                plan, weight=weight, instance_count=count
+            )
+            running = self._running.setdefault(key, [])
+            try:
+                for index in range(plan.instance_count, count):
+                    added = await self._start(endpoint.name, updated, index)
+                    self._replace_in_route(endpoint.name, plan.name, added)
+            except (DeploymentError, SabioError) as exc:
+                log.warning("scaling %s up failed: %s", endpoint.name, exc)
+            for extra in [r for r in running if r.variant == plan.name and r.index >= count]:
+                running.remove(extra)
+                extra.endpoint.healthy = False
+                if route is not None:
+                    for routed in route.variants:
+                        if routed.name == plan.name:
+                            routed.instances = [
+                                i for i in routed.instances if i is not extra.endpoint
+                            ]
+                await self.deployer.stop_instance(extra)
+            if route is not None:
+                for routed in route.variants:
+                    if routed.name == plan.name:
+                        routed.weight = weight
+        state = {"ProductionVariants": self._summaries(endpoint, list(plans.values()))}
+        await asyncio.to_thread(
+            self.repository.update,
+            ENDPOINT.key,
+            endpoint.name,
+            status=IN_SERVICE,
+            state=state,
+            expect_status=(UPDATING,),
+        )
+        if route is not None:
+            route.status = IN_SERVICE
 
     async def _stop_leftovers(self, endpoint: Resource) -> None:
         await self._stop_all(endpoint.name.lower())

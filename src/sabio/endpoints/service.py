@@ -5,24 +5,29 @@ These only record the desired state and return at once; the controller brings it
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Any
 
-from sabio.errors import ValidationError
+from sabio.errors import ResourceInUseError, ResourceLimitExceededError, ValidationError
 from sabio.listing import list_page
 from sabio.resources import ENDPOINT, ENDPOINT_CONFIG, MODEL, Catalog
 from sabio.store.entities import Resource
 
 CREATING = "Creating"
 IN_SERVICE = "InService"
+UPDATING = "Updating"
 DELETING = "Deleting"
 FAILED = "Failed"
 
 
 class EndpointService:
-    def __init__(self, catalog: Catalog, notify: Callable[[], None]) -> None:
+    def __init__(
+        self, catalog: Catalog, notify: Callable[[], None], max_instances_per_endpoint: int = 8
+    ) -> None:
         self.catalog = catalog
         self.notify = notify
+        self.max_instances = max_instances_per_endpoint
 
     def operations(self) -> dict[str, Any]:
         return {
@@ -30,6 +35,7 @@ class EndpointService:
             "DescribeEndpoint": self.describe_endpoint,
             "ListEndpoints": self.list_endpoints,
             "DeleteEndpoint": self.delete_endpoint,
+            "UpdateEndpointWeightsAndCapacities": self.update_endpoint_weights_and_capacities,
         }
 
     def create_endpoint(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -69,6 +75,27 @@ class EndpointService:
     def list_endpoints(self, request: dict[str, Any]) -> dict[str, Any]:
         return list_page(self.catalog.repository, ENDPOINT.key, request, "Endpoints", _summary)
 
+    def update_endpoint_weights_and_capacities(self, request: dict[str, Any]) -> dict[str, Any]:
+        name = request["EndpointName"]
+        resource = self.catalog.require(ENDPOINT, name)
+        if resource.status != IN_SERVICE:
+            raise ValidationError(
+                f'Cannot update in-progress endpoint "{resource.arn}" (status {resource.status}).'
+            )
+        spec = copy.deepcopy(resource.spec)
+        _apply_desired(
+            spec["Config"]["ProductionVariants"],
+            request["DesiredWeightsAndCapacities"],
+            self.max_instances,
+        )
+        updated = self.catalog.repository.update(
+            ENDPOINT.key, name, spec=spec, status=UPDATING, expect_status=(IN_SERVICE,)
+        )
+        if updated is None:
+            raise ResourceInUseError(f'Endpoint "{resource.arn}" is being changed already.')
+        self.notify()
+        return {"EndpointArn": resource.arn}
+
     def delete_endpoint(self, request: dict[str, Any]) -> dict[str, Any]:
         name = request["EndpointName"]
         resource = self.catalog.require(ENDPOINT, name)
@@ -78,6 +105,36 @@ class EndpointService:
                 raise ValidationError(f'Could not find endpoint "{resource.arn}".')
         self.notify()
         return {}
+
+
+def _apply_desired(
+    variants: list[dict[str, Any]], desired: list[dict[str, Any]], max_instances: int
+) -> None:
+    """Apply DesiredWeightsAndCapacities to the endpoint's own copy of its variants."""
+    by_name = {v["VariantName"].lower(): v for v in variants}
+    unknown = [d["VariantName"] for d in desired if d["VariantName"].lower() not in by_name]
+    if unknown:
+        raise ValidationError(
+            f"The variant name(s) [{', '.join(unknown)}] is/are not present in the endpoint."
+        )
+    for change in desired:
+        variant = by_name[change["VariantName"].lower()]
+        if "DesiredWeight" in change:
+            variant["InitialVariantWeight"] = float(change["DesiredWeight"])
+        if "DesiredInstanceCount" in change:
+            if variant.get("ServerlessConfig"):
+                raise ValidationError(
+                    f"Variant {variant['VariantName']} is serverless; it has no instance count."
+                )
+            variant["InitialInstanceCount"] = int(change["DesiredInstanceCount"])
+    if sum(float(v.get("InitialVariantWeight", 1.0)) for v in variants) <= 0:
+        raise ValidationError("The sum of the variant weights must be greater than 0.")
+    total = sum(int(v.get("InitialInstanceCount") or 1) for v in variants)
+    if total > max_instances:
+        raise ResourceLimitExceededError(
+            f"The endpoint would have {total} instances; this Sabio server allows at most "
+            f"{max_instances} per endpoint (SABIO_MAX_INSTANCES_PER_ENDPOINT)."
+        )
 
 
 def _summary(resource: Resource) -> dict[str, Any]:

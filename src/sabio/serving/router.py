@@ -29,6 +29,7 @@ class Instance:
     socket_path: str
     session: aiohttp.ClientSession | None = None
     healthy: bool = True
+    outstanding: int = 0
 
     def client(self) -> aiohttp.ClientSession:
         if self.session is None or self.session.closed:
@@ -52,13 +53,19 @@ class Variant:
     _cycle: itertools.count[int] = field(default_factory=itertools.count)
 
     def pick(self) -> Instance | None:
+        """The healthy instance with the fewest outstanding requests; ties go round robin."""
         instances = self.instances
         count = len(instances)
-        for _ in range(count):
-            instance = instances[next(self._cycle) % count]
-            if instance.healthy:
-                return instance
-        return None
+        if count == 1:
+            only = instances[0]
+            return only if only.healthy else None
+        start = next(self._cycle)
+        best: Instance | None = None
+        for offset in range(count):
+            instance = instances[(start + offset) % count]
+            if instance.healthy and (best is None or instance.outstanding < best.outstanding):
+                best = instance
+        return best
 
 
 @dataclass
@@ -143,6 +150,7 @@ class Router:
                 f"No instance of variant {variant.name} of endpoint {name} is ready; "
                 "a replacement is starting. Retry shortly."
             )
+        instance.outstanding += 1
         try:
             async with instance.client().post(
                 "http://worker/invocations", data=body, headers=forwarded, timeout=self.timeout
@@ -172,6 +180,8 @@ class Router:
                 OriginalStatusCode=0,
                 LogStreamArn=route.log_group,
             ) from None
+        finally:
+            instance.outstanding -= 1
 
     async def close(self) -> None:
         for name in list(self._routes):
