@@ -93,7 +93,9 @@ class EndpointController(ReconcileLoop):
         if endpoint.status == IN_SERVICE:
             return self._supervise if key in self._running else self._bring_up
         if endpoint.status == UPDATING:
-            return self._apply_update if key in self._running else self._bring_up
+            if key not in self._running:
+                return self._bring_up
+            return self._blue_green if endpoint.spec.get("Pending") else self._apply_update
         if endpoint.status == FAILED and key in self._running:
             return self._stop_leftovers
         return None
@@ -124,11 +126,13 @@ class EndpointController(ReconcileLoop):
             await self._fail(endpoint, f"Internal error while deploying: {exc}")
             return
         state = {"ProductionVariants": self._summaries(endpoint, plans)}
+        # An update cut off by a restart starts again once the current config serves.
+        settled = UPDATING if endpoint.spec.get("Pending") else IN_SERVICE
         updated = await asyncio.to_thread(
             self.repository.update,
             ENDPOINT.key,
             endpoint.name,
-            status=IN_SERVICE,
+            status=settled,
             state=state,
             expect_status=(CREATING, IN_SERVICE, UPDATING),
         )
@@ -309,6 +313,72 @@ class EndpointController(ReconcileLoop):
         if route is not None:
             route.status = IN_SERVICE
 
+    async def _blue_green(self, endpoint: Resource) -> None:
+        """UpdateEndpoint: bring the new config's instances up beside the old ones, move the
+        traffic in one step, let the old instances finish what they are serving, then stop
+        them. If the new config cannot become healthy, roll back: the old one keeps serving."""
+        key = endpoint.name.lower()
+        pending = endpoint.spec["Pending"]
+        target = dataclasses.replace(endpoint, spec={**endpoint.spec, **pending})
+        tasks: list[asyncio.Task[RunningInstance]] = []
+        try:
+            plans = await asyncio.to_thread(self.deployer.plan, target)
+            async with asyncio.TaskGroup() as group:
+                for plan in plans:
+                    for index in range(plan.instance_count):
+                        start = self.deployer.start_instance(endpoint.name, plan, index)
+                        tasks.append(group.create_task(start))
+            fresh = [task.result() for task in tasks]
+        except BaseException as failure:
+            reason = _reason(failure)
+            log.warning("update of %s rolled back: %s", endpoint.name, reason)
+            started = [
+                t.result() for t in tasks if t.done() and not t.cancelled() and not t.exception()
+            ]
+            await asyncio.gather(*(self.deployer.stop_instance(i) for i in started))
+            if isinstance(failure, asyncio.CancelledError):
+                raise
+            spec = {k: v for k, v in endpoint.spec.items() if k != "Pending"}
+            state = {**endpoint.state, "FailureReason": f"Update rolled back: {reason}"[:1024]}
+            await asyncio.to_thread(
+                self.repository.update,
+                ENDPOINT.key,
+                endpoint.name,
+                spec=spec,
+                status=IN_SERVICE,
+                state=state,
+                expect_status=(UPDATING,),
+            )
+            route = self.router.route(endpoint.name)
+            if route is not None:
+                route.status = IN_SERVICE
+            return
+        old = self._running.get(key, [])
+        self._running[key] = fresh
+        self._plans[key] = {plan.name: plan for plan in plans}
+        self._install_route(endpoint.name, plans)
+        await asyncio.gather(*(self._drain_and_stop(instance) for instance in old))
+        spec = {**{k: v for k, v in endpoint.spec.items() if k != "Pending"}, **pending}
+        state = {"ProductionVariants": self._summaries(target, plans)}
+        await asyncio.to_thread(
+            self.repository.update,
+            ENDPOINT.key,
+            endpoint.name,
+            spec=spec,
+            status=IN_SERVICE,
+            state=state,
+            expect_status=(UPDATING,),
+        )
+        log.info("endpoint %s now serves %s", endpoint.name, pending["EndpointConfigName"])
+
+    async def _drain_and_stop(self, instance: RunningInstance, timeout: float = 60.0) -> None:
+        """Stop an instance once the requests it is serving have finished."""
+        instance.endpoint.healthy = False
+        deadline = asyncio.get_running_loop().time() + timeout
+        while instance.endpoint.outstanding and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+        await self.deployer.stop_instance(instance)
+
     async def _stop_leftovers(self, endpoint: Resource) -> None:
         await self._stop_all(endpoint.name.lower())
 
@@ -324,3 +394,11 @@ class EndpointController(ReconcileLoop):
     async def _stop_all(self, key: str) -> None:
         instances = self._running.pop(key, [])
         await asyncio.gather(*(self.deployer.stop_instance(i) for i in instances))
+
+
+def _reason(failure: BaseException) -> str:
+    if isinstance(failure, BaseExceptionGroup):
+        failure = failure.exceptions[0]
+    if isinstance(failure, SabioError):
+        return failure.message
+    return str(failure) or type(failure).__name__

@@ -35,22 +35,14 @@ class EndpointService:
             "DescribeEndpoint": self.describe_endpoint,
             "ListEndpoints": self.list_endpoints,
             "DeleteEndpoint": self.delete_endpoint,
+            "UpdateEndpoint": self.update_endpoint,
             "UpdateEndpointWeightsAndCapacities": self.update_endpoint_weights_and_capacities,
         }
 
     def create_endpoint(self, request: dict[str, Any]) -> dict[str, Any]:
-        config = self.catalog.require(ENDPOINT_CONFIG, request["EndpointConfigName"])
-        models = {}
-        for variant in config.spec["ProductionVariants"]:
-            model = self.catalog.require(MODEL, variant["ModelName"])
-            models[variant["ModelName"]] = model.spec
-        # The endpoint keeps a copy of what it was created from: SageMaker endpoints go on
-        # serving after their config or model is deleted.
         spec = {
-            "EndpointConfigName": config.name,
+            **self._snapshot(request["EndpointConfigName"]),
             "DeploymentConfig": request.get("DeploymentConfig"),
-            "Config": config.spec,
-            "Models": models,
         }
         resource = self.catalog.create(
             ENDPOINT, request["EndpointName"], spec, tags=request.get("Tags"), status=CREATING
@@ -74,6 +66,50 @@ class EndpointService:
 
     def list_endpoints(self, request: dict[str, Any]) -> dict[str, Any]:
         return list_page(self.catalog.repository, ENDPOINT.key, request, "Endpoints", _summary)
+
+    def _snapshot(self, config_name: str) -> dict[str, Any]:
+        """What an endpoint keeps of a config and its models, so it serves on after they are
+        deleted."""
+        config = self.catalog.require(ENDPOINT_CONFIG, config_name)
+        models = {}
+        for variant in config.spec["ProductionVariants"]:
+            models[variant["ModelName"]] = self.catalog.require(MODEL, variant["ModelName"]).spec
+        return {"EndpointConfigName": config.name, "Config": config.spec, "Models": models}
+
+    def update_endpoint(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Blue/green: the controller brings the new config up beside the old and moves the
+        traffic once it is healthy; if it never is, the old config keeps serving."""
+        name = request["EndpointName"]
+        resource = self.catalog.require(ENDPOINT, name)
+        if resource.status != IN_SERVICE:
+            raise ValidationError(
+                f'Cannot update in-progress endpoint "{resource.arn}" (status {resource.status}).'
+            )
+        pending = self._snapshot(request["EndpointConfigName"])
+        if request.get("RetainAllVariantProperties"):
+            excluded = {
+                p["VariantPropertyType"]
+                for p in request.get("ExcludeRetainedVariantProperties") or []
+            }
+            current = {v["VariantName"]: v for v in resource.spec["Config"]["ProductionVariants"]}
+            for variant in pending["Config"]["ProductionVariants"]:
+                old = current.get(variant["VariantName"])
+                if old is None:
+                    continue
+                if "DesiredWeight" not in excluded:
+                    variant["InitialVariantWeight"] = old.get("InitialVariantWeight", 1.0)
+                if "DesiredInstanceCount" not in excluded and old.get("InitialInstanceCount"):
+                    variant["InitialInstanceCount"] = old["InitialInstanceCount"]
+        spec = {**resource.spec, "Pending": pending}
+        if request.get("DeploymentConfig") or not request.get("RetainDeploymentConfig"):
+            spec["DeploymentConfig"] = request.get("DeploymentConfig")
+        updated = self.catalog.repository.update(
+            ENDPOINT.key, name, spec=spec, status=UPDATING, expect_status=(IN_SERVICE,)
+        )
+        if updated is None:
+            raise ResourceInUseError(f'Endpoint "{resource.arn}" is being changed already.')
+        self.notify()
+        return {"EndpointArn": resource.arn}
 
     def update_endpoint_weights_and_capacities(self, request: dict[str, Any]) -> dict[str, Any]:
         name = request["EndpointName"]
