@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -32,10 +32,17 @@ class Settings(BaseSettings):
     worker_startup_timeout_seconds: float = 240.0
     worker_stop_grace_seconds: float = 10.0
     reconcile_interval_seconds: float = 1.0
+    health_check_interval_seconds: float = Field(default=5.0, gt=0)
     max_instances_per_endpoint: int = Field(default=8, ge=1)
     max_job_instances: int = Field(default=8, ge=1)
     job_stop_grace_seconds: float = Field(default=10.0, ge=0)
     log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = "info"
+    # An S3-compatible artifact store (AWS S3, MinIO, Ceph) instead of files under the home.
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    s3_access_key_id: SecretStr | None = None
+    s3_secret_access_key: SecretStr | None = None
+    s3_addressing_style: Literal["path", "virtual", "auto"] = "auto"
 
     @field_validator("home", mode="after")
     @classmethod

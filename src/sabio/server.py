@@ -91,7 +91,12 @@ def build_platform(settings: Settings, environ: Mapping[str, str]) -> Platform:
         stop_grace=settings.worker_stop_grace_seconds,
     )
     controller = EndpointController(
-        repository, deployer, router, arns, interval=settings.reconcile_interval_seconds
+        repository,
+        deployer,
+        router,
+        arns,
+        interval=settings.reconcile_interval_seconds,
+        health_check_interval=settings.health_check_interval_seconds,
     )
     runner = TrainingRunner(
         home=settings.home,

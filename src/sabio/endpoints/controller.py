@@ -7,9 +7,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import signal
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any
+
+import aiohttp
 
 from sabio.arns import ArnFactory
 from sabio.endpoints.deployment import Deployer, DeploymentError, RunningInstance, VariantPlan
@@ -25,6 +28,7 @@ log = logging.getLogger("sabio.endpoints")
 
 _MAX_RESTART_DELAY = 30.0
 _STABLE_SECONDS = 60.0
+_PING_FAILURES = 3
 
 
 class EndpointController(ReconcileLoop):
@@ -36,8 +40,10 @@ class EndpointController(ReconcileLoop):
         arns: ArnFactory,
         *,
         interval: float,
+        health_check_interval: float = 5.0,
     ) -> None:
         self.repository = repository
+        self.health_check_interval = health_check_interval
         self.deployer = deployer
         self.router = router
         self.arns = arns
@@ -168,6 +174,7 @@ class EndpointController(ReconcileLoop):
                     for r in sorted(running, key=lambda r: r.index)
                     if r.variant == plan.name
                 ],
+                timeout=_timeout(plan.invocation_timeout),
             )
             for plan in plans
         ]
@@ -222,6 +229,7 @@ class EndpointController(ReconcileLoop):
         growing delay for slots that keep failing."""
         key = endpoint.name.lower()
         running = self._running.setdefault(key, [])
+        await self._health_check(endpoint.name, running)
         for instance in [r for r in running if r.process.returncode is not None]:
             log.warning(
                 "worker %s-%d of endpoint %s exited with code %s; restarting",
@@ -257,6 +265,29 @@ class EndpointController(ReconcileLoop):
                     )
                     continue
                 self._replace_in_route(endpoint.name, plan.name, replacement)
+
+    async def _health_check(self, name: str, running: list[RunningInstance]) -> None:
+        """Ping each worker now and then; one that stops answering is killed, and so replaced
+        like a worker that died."""
+        now = time.monotonic()
+        due = [
+            r
+            for r in running
+            if r.process.returncode is None and now - r.last_ping >= self.health_check_interval
+        ]
+        answers = await asyncio.gather(*(self.deployer.ping(r) for r in due))
+        for instance, healthy in zip(due, answers, strict=True):
+            instance.last_ping = now
+            instance.ping_failures = 0 if healthy else instance.ping_failures + 1
+            if instance.ping_failures >= _PING_FAILURES:
+                log.warning(
+                    "worker %s-%d of endpoint %s stopped answering /ping; replacing it",
+                    instance.variant,
+                    instance.index + 1,
+                    name,
+                )
+                instance.endpoint.healthy = False
+                instance.process.signal_group(signal.SIGKILL)
 
     def _replace_in_route(self, name: str, variant_name: str, replacement: RunningInstance) -> None:
         route = self.router.route(name)
@@ -402,3 +433,8 @@ def _reason(failure: BaseException) -> str:
     if isinstance(failure, SabioError):
         return failure.message
     return str(failure) or type(failure).__name__
+
+
+def _timeout(seconds: float | None) -> aiohttp.ClientTimeout | None:
+    """A variant's own invocation timeout (SAGEMAKER_MODEL_SERVER_TIMEOUT), if it has one."""
+    return aiohttp.ClientTimeout(total=seconds) if seconds else None

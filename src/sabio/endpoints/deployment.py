@@ -48,6 +48,8 @@ class VariantPlan:
     env: Mapping[str, str]
     image: str
     startup_timeout: float
+    # SAGEMAKER_MODEL_SERVER_TIMEOUT(_SECONDS) from the container's environment, if set.
+    invocation_timeout: float | None = None
 
 
 @dataclass
@@ -57,6 +59,8 @@ class RunningInstance:
     process: LocalProcess
     endpoint: Instance
     started_at: float = field(default_factory=time.time)
+    last_ping: float = field(default_factory=time.monotonic)
+    ping_failures: int = 0
 
 
 def log_path(logs_dir: Path, endpoint: str, variant: str, index: int) -> Path:
@@ -134,7 +138,11 @@ class Deployer:
         timeout = float(
             variant.get("ContainerStartupHealthCheckTimeoutInSeconds") or self.startup_timeout
         )
+        server_timeout = env.get("SAGEMAKER_MODEL_SERVER_TIMEOUT_SECONDS") or env.get(
+            "SAGEMAKER_MODEL_SERVER_TIMEOUT"
+        )
         return VariantPlan(
+            invocation_timeout=_seconds(server_timeout),
             name=name,
             weight=float(variant.get("InitialVariantWeight", 1.0)),
             instance_count=count,
@@ -264,6 +272,15 @@ class Deployer:
             f"{plan.startup_timeout:.0f} seconds. See {log}."
         )
 
+    async def ping(self, running: RunningInstance, timeout: float = 2.0) -> bool:
+        """Whether the worker answers `GET /ping` with 200 in time (SageMaker allows 2 s)."""
+        probe = aiohttp.ClientTimeout(total=timeout)
+        try:
+            async with running.endpoint.client().get("http://worker/ping", timeout=probe) as r:
+                return r.status == 200
+        except (aiohttp.ClientError, TimeoutError):
+            return False
+
     async def stop_instance(self, running: RunningInstance) -> None:
         await running.endpoint.close()
         await running.process.stop(self.stop_grace)
@@ -283,3 +300,12 @@ def _log_tail(path: Path, lines: int = 5) -> str:
     except OSError:
         return "no output"
     return " | ".join(text[-lines:])[:1024] or "no output"
+
+
+def _seconds(text: str | None) -> float | None:
+    """A positive number of seconds from an environment value, else None."""
+    try:
+        value = float(text) if text else 0.0
+    except ValueError:
+        return None
+    return value if value > 0 else None

@@ -81,10 +81,7 @@ class EndpointService:
         traffic once it is healthy; if it never is, the old config keeps serving."""
         name = request["EndpointName"]
         resource = self.catalog.require(ENDPOINT, name)
-        if resource.status != IN_SERVICE:
-            raise ValidationError(
-                f'Cannot update in-progress endpoint "{resource.arn}" (status {resource.status}).'
-            )
+        _require_in_service(resource)
         pending = self._snapshot(request["EndpointConfigName"])
         if request.get("RetainAllVariantProperties"):
             excluded = {
@@ -114,10 +111,7 @@ class EndpointService:
     def update_endpoint_weights_and_capacities(self, request: dict[str, Any]) -> dict[str, Any]:
         name = request["EndpointName"]
         resource = self.catalog.require(ENDPOINT, name)
-        if resource.status != IN_SERVICE:
-            raise ValidationError(
-                f'Cannot update in-progress endpoint "{resource.arn}" (status {resource.status}).'
-            )
+        _require_in_service(resource)
         spec = copy.deepcopy(resource.spec)
         _apply_desired(
             spec["Config"]["ProductionVariants"],
@@ -141,6 +135,17 @@ class EndpointService:
                 raise ValidationError(f'Could not find endpoint "{resource.arn}".')
         self.notify()
         return {}
+
+
+def _require_in_service(resource: Resource) -> None:
+    if resource.status == UPDATING:
+        raise ResourceInUseError(
+            f'Cannot update endpoint "{resource.arn}": another update is in progress.'
+        )
+    if resource.status != IN_SERVICE:
+        raise ValidationError(
+            f'Cannot update in-progress endpoint "{resource.arn}" (status {resource.status}).'
+        )
 
 
 def _apply_desired(

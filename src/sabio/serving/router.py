@@ -50,6 +50,7 @@ class Variant:
     name: str
     weight: float
     instances: list[Instance] = field(default_factory=list)
+    timeout: aiohttp.ClientTimeout | None = None
     _cycle: itertools.count[int] = field(default_factory=itertools.count)
 
     def pick(self) -> Instance | None:
@@ -153,7 +154,10 @@ class Router:
         instance.outstanding += 1
         try:
             async with instance.client().post(
-                "http://worker/invocations", data=body, headers=forwarded, timeout=self.timeout
+                "http://worker/invocations",
+                data=body,
+                headers=forwarded,
+                timeout=variant.timeout or self.timeout,
             ) as response:
                 payload = await response.read()
                 if response.status >= 400:
