@@ -8,6 +8,7 @@ point them at Sabio.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -25,6 +26,10 @@ HERE = Path(__file__).parent
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.skipif(
+        importlib.util.find_spec("sabio.api.s3") is None,
+        reason="the SDKs upload code and data through the S3 gateway",
+    ),
     pytest.mark.skipif(
         not bubblewrap_available(), reason="the SDK's container drivers use /opt/ml paths"
     ),
