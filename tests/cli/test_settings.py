@@ -37,6 +37,11 @@ EVERY_SETTING = {
     "MAX_JOB_INSTANCES": "4",
     "JOB_STOP_GRACE_SECONDS": "4.5",
     "LOG_LEVEL": "debug",
+    "S3_ENDPOINT_URL": "http://minio.internal:9000",
+    "S3_REGION": "eu-west-3",
+    "S3_ACCESS_KEY_ID": "minio",
+    "S3_SECRET_ACCESS_KEY": "minio-secret",
+    "S3_ADDRESSING_STYLE": "path",
 }
 
 
@@ -77,6 +82,13 @@ def test_every_setting_comes_from_a_sabio_variable(clean_env: pytest.MonkeyPatch
     assert settings.max_job_instances == 4
     assert settings.job_stop_grace_seconds == 4.5
     assert settings.log_level == "debug"
+    assert settings.s3_endpoint_url == "http://minio.internal:9000"
+    assert settings.s3_region == "eu-west-3"
+    assert settings.s3_access_key_id is not None
+    assert settings.s3_secret_access_key is not None
+    assert settings.s3_secret_access_key.get_secret_value() == "minio-secret"
+    assert "minio-secret" not in repr(settings)
+    assert settings.s3_addressing_style == "path"
 
 
 def test_defaults(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
