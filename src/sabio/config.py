@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     worker_stop_grace_seconds: float = 10.0
     reconcile_interval_seconds: float = 1.0
     health_check_interval_seconds: float = Field(default=5.0, gt=0)
+    capture_flush_seconds: float = Field(default=5.0, gt=0)
     max_instances_per_endpoint: int = Field(default=8, ge=1)
     max_job_instances: int = Field(default=8, ge=1)
     job_stop_grace_seconds: float = Field(default=10.0, ge=0)

@@ -11,6 +11,7 @@ from sabio.api.app import create_asgi
 from sabio.api.control_plane import ControlPlane, Operation
 from sabio.api.logs import LogsApi
 from sabio.api.runtime import ASGIApp, Runtime
+from sabio.api.s3.routing import S3Gateway
 from sabio.arns import ArnFactory
 from sabio.artifacts import registry
 from sabio.artifacts.registry import ArtifactRegistry
@@ -27,6 +28,7 @@ from sabio.processing.controller import ProcessingController
 from sabio.processing.runner import ProcessingRunner
 from sabio.processing.service import ProcessingService
 from sabio.resources import Catalog
+from sabio.serving.capture import CaptureWriter
 from sabio.serving.model_data import ModelDataCache
 from sabio.serving.router import Router
 from sabio.store import database
@@ -53,9 +55,11 @@ class Platform:
     training: TrainingController
     processing: ProcessingController
     logs: LogStore
+    capture: CaptureWriter
     operations: dict[str, Operation]
 
     async def start(self) -> None:
+        await self.capture.start()
         await self.controller.start()
         await self.training.start()
         await self.processing.start()
@@ -64,6 +68,7 @@ class Platform:
         await self.processing.stop()
         await self.training.stop()
         await self.controller.stop()
+        await self.capture.stop()
         self.repository.engine.dispose()
 
 
@@ -73,7 +78,8 @@ def build_platform(settings: Settings, environ: Mapping[str, str]) -> Platform:
     arns = ArnFactory(settings.region, settings.account_id)
     catalog = Catalog(repository, arns)
     artifacts = registry.from_settings(settings)
-    router = Router(settings.account_id, settings.invocation_timeout_seconds)
+    capture = CaptureWriter(artifacts, settings.capture_flush_seconds)
+    router = Router(settings.account_id, settings.invocation_timeout_seconds, capture)
     environments = EnvironmentBuilder.from_pip_environment(settings.environments_dir, environ)
     backend = LocalBackend()
     base_env = {k: environ[k] for k in _INHERITED if k in environ}
@@ -140,6 +146,7 @@ def build_platform(settings: Settings, environ: Mapping[str, str]) -> Platform:
         training=training,
         processing=processing,
         logs=logs,
+        capture=capture,
         operations=operations,
     )
 
@@ -152,5 +159,10 @@ def build_app(settings: Settings, environ: Mapping[str, str]) -> tuple[ASGIApp, 
         LogsApi(platform.logs, settings.max_request_bytes),
         platform.start,
         platform.stop,
+        s3=S3Gateway(
+            lambda: platform.artifacts.for_scheme("s3"),
+            settings.region,
+            external=settings.s3_endpoint_url,
+        ),
     )
     return app, platform

@@ -33,6 +33,7 @@ EVERY_SETTING = {
     "WORKER_STOP_GRACE_SECONDS": "3.5",
     "RECONCILE_INTERVAL_SECONDS": "0.25",
     "HEALTH_CHECK_INTERVAL_SECONDS": "2.5",
+    "CAPTURE_FLUSH_SECONDS": "0.5",
     "MAX_INSTANCES_PER_ENDPOINT": "3",
     "MAX_JOB_INSTANCES": "4",
     "JOB_STOP_GRACE_SECONDS": "4.5",
@@ -78,6 +79,7 @@ def test_every_setting_comes_from_a_sabio_variable(clean_env: pytest.MonkeyPatch
     assert settings.worker_stop_grace_seconds == 3.5
     assert settings.reconcile_interval_seconds == 0.25
     assert settings.health_check_interval_seconds == 2.5
+    assert settings.capture_flush_seconds == 0.5
     assert settings.max_instances_per_endpoint == 3
     assert settings.max_job_instances == 4
     assert settings.job_stop_grace_seconds == 4.5

@@ -28,7 +28,12 @@ class SabioServer:
         self.log = home / "server.log"
 
     def start(self, timeout: float = 60) -> None:
-        env = {**os.environ, "SABIO_RECONCILE_INTERVAL_SECONDS": "0.2", **self.env}
+        env = {
+            **os.environ,
+            "SABIO_RECONCILE_INTERVAL_SECONDS": "0.2",
+            "SABIO_CAPTURE_FLUSH_SECONDS": "0.3",
+            **self.env,
+        }
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 [

@@ -11,6 +11,7 @@ import os
 import posixpath
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -145,7 +146,7 @@ def wrap(
     else:
         args += ["--ro-bind", "/", "/"]
     args += ["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
-    for path in sorted({p for p in sandbox.visible_tmp if p.is_relative_to("/tmp")}):
+    for path in sorted(p for p in {*sandbox.visible_tmp, *_interpreter_paths()} if _under_tmp(p)):
         if path.exists():
             args += ["--ro-bind", str(path), str(path)]
     for directory in sorted(synthesized - {"/"}, key=_depth):
@@ -276,3 +277,14 @@ def _within(path: str, roots: Iterable[str]) -> bool:
 
 def _depth(path: str) -> int:
     return 0 if path == "/" else path.count("/")
+
+
+def _under_tmp(path: Path) -> bool:
+    return path.is_relative_to("/tmp")
+
+
+@functools.cache
+def _interpreter_paths() -> frozenset[Path]:
+    """The running interpreter and its packages: a unit started from them must still find them
+    when they live under /tmp, which the sandbox replaces with a private one."""
+    return frozenset(Path(p) for p in (sys.prefix, sys.base_prefix, *sys.path) if p)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sabio import instance_types
+from sabio.artifacts.uri import require_s3
 from sabio.errors import ResourceLimitExceededError, ValidationError
 from sabio.listing import list_page
 from sabio.resources import ENDPOINT_CONFIG, MODEL, Catalog
@@ -23,7 +24,6 @@ _SPEC_MEMBERS = (
 )
 
 _UNSUPPORTED = {
-    "DataCaptureConfig": "data capture",
     "AsyncInferenceConfig": "asynchronous inference",
     "ExplainerConfig": "online explainability",
     "ShadowProductionVariants": "shadow variants",
@@ -47,6 +47,9 @@ class EndpointConfigService:
         for member, feature in _UNSUPPORTED.items():
             if request.get(member):
                 raise ValidationError(f"{member}: {feature} is not supported by Sabio yet.")
+        capture = request.get("DataCaptureConfig")
+        if capture:
+            require_s3(capture["DestinationS3Uri"], "DataCaptureConfig.DestinationS3Uri")
         variants = [self._check_variant(v, i) for i, v in enumerate(request["ProductionVariants"])]
         names = [v["VariantName"].lower() for v in variants]
         if len(set(names)) != len(names):

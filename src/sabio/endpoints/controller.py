@@ -20,6 +20,7 @@ from sabio.endpoints.service import CREATING, DELETING, FAILED, IN_SERVICE, UPDA
 from sabio.errors import SabioError
 from sabio.reconcile import ReconcileLoop
 from sabio.resources import ENDPOINT
+from sabio.serving.capture import CapturePolicy
 from sabio.serving.router import Route, Router, Variant
 from sabio.store.entities import Resource
 from sabio.store.repository import Repository
@@ -145,7 +146,7 @@ class EndpointController(ReconcileLoop):
         if updated is None:
             await self._stop_all(key)
             return
-        self._install_route(endpoint.name, plans)
+        self._install_route(endpoint.name, plans, endpoint.spec["Config"])
         log.info("endpoint %s is InService (%.2fs)", endpoint.name, time.monotonic() - started)
 
     async def _start_all(self, name: str, plans: list[VariantPlan]) -> None:
@@ -163,7 +164,10 @@ class EndpointController(ReconcileLoop):
         self._running.setdefault(endpoint.lower(), []).append(running)
         return running
 
-    def _install_route(self, name: str, plans: list[VariantPlan]) -> None:
+    def _install_route(
+        self, name: str, plans: list[VariantPlan], config: dict[str, Any] | None = None
+    ) -> None:
+        config = config or {}
         running = self._running.get(name.lower(), [])
         variants = [
             Variant(
@@ -179,7 +183,8 @@ class EndpointController(ReconcileLoop):
             for plan in plans
         ]
         group = self.arns.log_group(f"/aws/sagemaker/Endpoints/{name}")
-        self.router.set_route(Route(name, IN_SERVICE, variants, log_group=group))
+        capture = CapturePolicy.from_config(config.get("DataCaptureConfig"))
+        self.router.set_route(Route(name, IN_SERVICE, variants, log_group=group, capture=capture))
 
     def _summaries(self, endpoint: Resource, plans: list[VariantPlan]) -> list[dict[str, Any]]:
         now = time.time()
@@ -387,7 +392,7 @@ class EndpointController(ReconcileLoop):
         old = self._running.get(key, [])
         self._running[key] = fresh
         self._plans[key] = {plan.name: plan for plan in plans}
-        self._install_route(endpoint.name, plans)
+        self._install_route(endpoint.name, plans, pending["Config"])
         await asyncio.gather(*(self._drain_and_stop(instance) for instance in old))
         spec = {**{k: v for k, v in endpoint.spec.items() if k != "Pending"}, **pending}
         state = {"ProductionVariants": self._summaries(target, plans)}

@@ -62,6 +62,16 @@ class EndpointService:
             "ProductionVariants": resource.state.get("ProductionVariants"),
             "FailureReason": resource.state.get("FailureReason"),
         }
+        capture = resource.spec["Config"].get("DataCaptureConfig")
+        if capture:
+            enabled = bool(capture.get("EnableCapture", True))
+            response["DataCaptureConfig"] = {
+                "EnableCapture": enabled,
+                "CaptureStatus": "Started" if enabled else "Stopped",
+                "CurrentSamplingPercentage": capture["InitialSamplingPercentage"],
+                "DestinationS3Uri": capture["DestinationS3Uri"],
+                "KmsKeyId": capture.get("KmsKeyId", ""),
+            }
         return response
 
     def list_endpoints(self, request: dict[str, Any]) -> dict[str, Any]:

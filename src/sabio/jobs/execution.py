@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -187,11 +186,8 @@ def tail(path: Path, lines: int = 8) -> str:
 
 
 def _interpreter_paths(environment: Path | None) -> tuple[Path, ...]:
-    """What the job's interpreter needs: its environment, and the server's (layered below)."""
-    paths = {Path(sys.prefix), Path(sys.base_prefix), *(Path(p) for p in sys.path if p)}
-    if environment is not None:
-        paths.add(environment)
-    return tuple(sorted(paths))
+    """The job's own environment (the server's is always visible in the sandbox)."""
+    return (environment,) if environment is not None else ()
 
 
 def free_hosts(count: int) -> list[str]:

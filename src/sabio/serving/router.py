@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import aiohttp
 
 from sabio.errors import ModelError, ModelNotReadyError, RuntimeValidationError
+from sabio.serving.capture import Captured, CapturePolicy, CaptureWriter
 
 FORWARDED_HEADERS = (
     "content-type",
@@ -77,6 +79,7 @@ class Route:
     status: str
     variants: list[Variant] = field(default_factory=list)
     log_group: str = ""
+    capture: CapturePolicy | None = None
 
     def choose(self, target: str | None) -> Variant:
         if not self.variants:
@@ -107,8 +110,11 @@ class Invocation:
 
 
 class Router:
-    def __init__(self, account_id: str, timeout_seconds: float) -> None:
+    def __init__(
+        self, account_id: str, timeout_seconds: float, capture: CaptureWriter | None = None
+    ) -> None:
         self.account_id = account_id
+        self.capture = capture
         self.timeout = aiohttp.ClientTimeout(total=timeout_seconds)
         self._routes: dict[str, Route] = {}
 
@@ -162,9 +168,22 @@ class Router:
                 payload = await response.read()
                 if response.status >= 400:
                     raise _model_error(response.status, payload, route.log_group)
+                content_type = response.headers.get("Content-Type", "application/json")
+                policy = route.capture
+                if policy is not None and self.capture is not None and policy.sampled():
+                    captured = Captured(
+                        policy,
+                        body,
+                        forwarded.get("content-type", "application/octet-stream"),
+                        payload,
+                        content_type,
+                        forwarded.get("x-amzn-sagemaker-inference-id"),
+                        time.time(),
+                    )
+                    self.capture.add(route.name, variant.name, captured)
                 return Invocation(
                     body=payload,
-                    content_type=response.headers.get("Content-Type", "application/json"),
+                    content_type=content_type,
                     variant=variant.name,
                     custom_attributes=response.headers.get("X-Amzn-SageMaker-Custom-Attributes"),
                 )
