@@ -11,7 +11,6 @@ from sabio.api.app import create_asgi
 from sabio.api.control_plane import ControlPlane, Operation
 from sabio.api.logs import LogsApi
 from sabio.api.runtime import ASGIApp, Runtime
-from sabio.api.s3.routing import S3Gateway
 from sabio.arns import ArnFactory
 from sabio.artifacts import registry
 from sabio.artifacts.registry import ArtifactRegistry
@@ -159,10 +158,5 @@ def build_app(settings: Settings, environ: Mapping[str, str]) -> tuple[ASGIApp, 
         LogsApi(platform.logs, settings.max_request_bytes),
         platform.start,
         platform.stop,
-        s3=S3Gateway(
-            lambda: platform.artifacts.for_scheme("s3"),
-            settings.region,
-            external=settings.s3_endpoint_url,
-        ),
     )
     return app, platform
