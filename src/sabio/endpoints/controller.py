@@ -338,16 +338,7 @@ class EndpointController(ReconcileLoop):
                     if routed.name == plan.name:
                         routed.weight = weight
         state = {"ProductionVariants": self._summaries(endpoint, list(plans.values()))}
-        await asyncio.to_thread(
-            self.repository.update,
-            ENDPOINT.key,
-            endpoint.name,
-            status=IN_SERVICE,
-            state=state,
-            expect_status=(UPDATING,),
-        )
-        if route is not None:
-            route.status = IN_SERVICE
+        await self._settle(endpoint.name, None, state)
 
     async def _blue_green(self, endpoint: Resource) -> None:
         """UpdateEndpoint: bring the new config's instances up beside the old ones, move the
@@ -376,18 +367,7 @@ class EndpointController(ReconcileLoop):
                 raise
             spec = {k: v for k, v in endpoint.spec.items() if k != "Pending"}
             state = {**endpoint.state, "FailureReason": f"Update rolled back: {reason}"[:1024]}
-            await asyncio.to_thread(
-                self.repository.update,
-                ENDPOINT.key,
-                endpoint.name,
-                spec=spec,
-                status=IN_SERVICE,
-                state=state,
-                expect_status=(UPDATING,),
-            )
-            route = self.router.route(endpoint.name)
-            if route is not None:
-                route.status = IN_SERVICE
+            await self._settle(endpoint.name, spec, state)
             return
         old = self._running.get(key, [])
         self._running[key] = fresh
@@ -395,17 +375,25 @@ class EndpointController(ReconcileLoop):
         self._install_route(endpoint.name, plans, pending["Config"])
         await asyncio.gather(*(self._drain_and_stop(instance) for instance in old))
         spec = {**{k: v for k, v in endpoint.spec.items() if k != "Pending"}, **pending}
-        state = {"ProductionVariants": self._summaries(target, plans)}
+        await self._settle(
+            endpoint.name, spec, {"ProductionVariants": self._summaries(target, plans)}
+        )
+        log.info("endpoint %s now serves %s", endpoint.name, pending["EndpointConfigName"])
+
+    async def _settle(self, name: str, spec: dict[str, Any] | None, state: dict[str, Any]) -> None:
+        """An update is over: record the endpoint InService with what it now serves."""
         await asyncio.to_thread(
             self.repository.update,
             ENDPOINT.key,
-            endpoint.name,
+            name,
             spec=spec,
             status=IN_SERVICE,
             state=state,
             expect_status=(UPDATING,),
         )
-        log.info("endpoint %s now serves %s", endpoint.name, pending["EndpointConfigName"])
+        route = self.router.route(name)
+        if route is not None:
+            route.status = IN_SERVICE
 
     async def _drain_and_stop(self, instance: RunningInstance, timeout: float = 60.0) -> None:
         """Stop an instance once the requests it is serving have finished."""

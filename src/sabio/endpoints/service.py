@@ -110,8 +110,12 @@ class EndpointService:
         spec = {**resource.spec, "Pending": pending}
         if request.get("DeploymentConfig") or not request.get("RetainDeploymentConfig"):
             spec["DeploymentConfig"] = request.get("DeploymentConfig")
+        return self._start_update(resource, spec)
+
+    def _start_update(self, resource: Resource, spec: dict[str, Any]) -> dict[str, Any]:
+        """Record what the endpoint should become and hand it to the controller."""
         updated = self.catalog.repository.update(
-            ENDPOINT.key, name, spec=spec, status=UPDATING, expect_status=(IN_SERVICE,)
+            ENDPOINT.key, resource.name, spec=spec, status=UPDATING, expect_status=(IN_SERVICE,)
         )
         if updated is None:
             raise ResourceInUseError(f'Endpoint "{resource.arn}" is being changed already.')
@@ -128,13 +132,7 @@ class EndpointService:
             request["DesiredWeightsAndCapacities"],
             self.max_instances,
         )
-        updated = self.catalog.repository.update(
-            ENDPOINT.key, name, spec=spec, status=UPDATING, expect_status=(IN_SERVICE,)
-        )
-        if updated is None:
-            raise ResourceInUseError(f'Endpoint "{resource.arn}" is being changed already.')
-        self.notify()
-        return {"EndpointArn": resource.arn}
+        return self._start_update(resource, spec)
 
     def delete_endpoint(self, request: dict[str, Any]) -> dict[str, Any]:
         name = request["EndpointName"]

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from sabio.artifacts.uri import require_s3
 from sabio.errors import ValidationError
-from sabio.jobs import controller as job_status
+from sabio.jobs.service import JobService
 from sabio.jobs.validation import check_resources
 from sabio.listing import list_page
-from sabio.resources import PROCESSING_JOB, Catalog
+from sabio.resources import PROCESSING_JOB
 from sabio.store.entities import Resource
 
 PROCESSING_ROOT = "/opt/ml/processing/"
@@ -34,19 +33,8 @@ def _local_path(path: str, where: str) -> None:
         raise ValidationError(f"{where} '{path}' must be a path under {PROCESSING_ROOT}.")
 
 
-class ProcessingService:
-    def __init__(
-        self,
-        catalog: Catalog,
-        notify: Callable[[], None],
-        *,
-        max_instances: int,
-        gpus_available: int = 0,
-    ) -> None:
-        self.catalog = catalog
-        self.notify = notify
-        self.max_instances = max_instances
-        self.gpus_available = gpus_available
+class ProcessingService(JobService):
+    kind = PROCESSING_JOB
 
     def operations(self) -> dict[str, Any]:
         return {
@@ -60,14 +48,7 @@ class ProcessingService:
         self._check(request)
         spec = {key: request[key] for key in _SPEC_MEMBERS if key in request}
         spec.setdefault("StoppingCondition", {"MaxRuntimeInSeconds": DEFAULT_MAX_RUNTIME})
-        resource = self.catalog.create(
-            PROCESSING_JOB,
-            request["ProcessingJobName"],
-            spec,
-            tags=request.get("Tags"),
-            status=job_status.IN_PROGRESS,
-        )
-        self.notify()
+        resource = self.record(request["ProcessingJobName"], spec, request.get("Tags"))
         return {"ProcessingJobArn": resource.arn}
 
     def _check(self, request: dict[str, Any]) -> None:
@@ -128,20 +109,7 @@ class ProcessingService:
         )
 
     def stop_processing_job(self, request: dict[str, Any]) -> dict[str, Any]:
-        name = request["ProcessingJobName"]
-        resource = self.catalog.require(PROCESSING_JOB, name)
-        if resource.status != job_status.IN_PROGRESS:
-            raise ValidationError(
-                f"The processing job {name} is {resource.status} and cannot be stopped."
-            )
-        self.catalog.repository.update(
-            PROCESSING_JOB.key,
-            name,
-            status=job_status.STOPPING,
-            expect_status=(job_status.IN_PROGRESS,),
-        )
-        self.notify()
-        return {}
+        return self.stop(request["ProcessingJobName"])
 
 
 def _summary(resource: Resource) -> dict[str, Any]:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
 from typing import Any
 
 from sabio.artifacts.uri import require_s3
 from sabio.errors import ValidationError
+from sabio.jobs.service import JobService
 from sabio.jobs.validation import check_resources
 from sabio.listing import list_page
-from sabio.resources import TRAINING_JOB, Catalog
+from sabio.resources import TRAINING_JOB
 from sabio.store.entities import Resource
 from sabio.training import status
 
@@ -37,19 +37,8 @@ DEFAULT_MAX_RUNTIME = 86400
 CHECKPOINT_PATH = "/opt/ml/checkpoints"
 
 
-class TrainingService:
-    def __init__(
-        self,
-        catalog: Catalog,
-        notify: Callable[[], None],
-        *,
-        max_instances: int,
-        gpus_available: int = 0,
-    ) -> None:
-        self.catalog = catalog
-        self.notify = notify
-        self.max_instances = max_instances
-        self.gpus_available = gpus_available
+class TrainingService(JobService):
+    kind = TRAINING_JOB
 
     def operations(self) -> dict[str, Any]:
         return {
@@ -78,15 +67,7 @@ class TrainingService:
                 }
             ],
         }
-        resource = self.catalog.create(
-            TRAINING_JOB,
-            request["TrainingJobName"],
-            spec,
-            tags=request.get("Tags"),
-            status=status.IN_PROGRESS,
-            state=state,
-        )
-        self.notify()
+        resource = self.record(request["TrainingJobName"], spec, request.get("Tags"), state)
         return {"TrainingJobArn": resource.arn}
 
     def _check(self, request: dict[str, Any]) -> None:
@@ -167,17 +148,7 @@ class TrainingService:
         )
 
     def stop_training_job(self, request: dict[str, Any]) -> dict[str, Any]:
-        name = request["TrainingJobName"]
-        resource = self.catalog.require(TRAINING_JOB, name)
-        if resource.status != status.IN_PROGRESS:
-            raise ValidationError(
-                f"The training job {name} is {resource.status} and cannot be stopped."
-            )
-        self.catalog.repository.update(
-            TRAINING_JOB.key, name, status=status.STOPPING, expect_status=(status.IN_PROGRESS,)
-        )
-        self.notify()
-        return {}
+        return self.stop(request["TrainingJobName"])
 
 
 def _summary(resource: Resource) -> dict[str, Any]:
