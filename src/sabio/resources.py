@@ -25,8 +25,16 @@ ENDPOINT = Kind("endpoint", "endpoint", "endpoint")
 
 TRAINING_JOB = Kind("training-job", "training-job", "training job")
 PROCESSING_JOB = Kind("processing-job", "processing-job", "processing job")
+TRANSFORM_JOB = Kind("transform-job", "transform-job", "transform job")
 
-TAGGABLE: tuple[Kind, ...] = (MODEL, ENDPOINT_CONFIG, ENDPOINT, TRAINING_JOB, PROCESSING_JOB)
+TAGGABLE: tuple[Kind, ...] = (
+    MODEL,
+    ENDPOINT_CONFIG,
+    ENDPOINT,
+    TRAINING_JOB,
+    PROCESSING_JOB,
+    TRANSFORM_JOB,
+)
 BY_ARN_TYPE = {kind.arn_type: kind for kind in TAGGABLE}
 
 

@@ -8,9 +8,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from sabio.api.app import create_asgi
+from sabio.api.cloudwatch import CloudWatchApi
 from sabio.api.control_plane import ControlPlane, Operation
 from sabio.api.logs import LogsApi
 from sabio.api.runtime import ASGIApp, Runtime
+from sabio.api.s3.routing import S3Gateway
 from sabio.arns import ArnFactory
 from sabio.artifacts import registry
 from sabio.artifacts.registry import ArtifactRegistry
@@ -33,10 +35,13 @@ from sabio.serving.router import Router
 from sabio.store import database
 from sabio.store.repository import Repository
 from sabio.tagging.service import TagService
+from sabio.telemetry.endpoint_metrics import EndpointMetrics
 from sabio.telemetry.logs import LogStore, store_root
 from sabio.training.controller import TrainingController
 from sabio.training.runner import TrainingRunner
 from sabio.training.service import TrainingService
+from sabio.transform.controller import TransformController
+from sabio.transform.service import TransformService
 
 log = logging.getLogger("sabio")
 
@@ -53,6 +58,7 @@ class Platform:
     controller: EndpointController
     training: TrainingController
     processing: ProcessingController
+    transform: TransformController
     logs: LogStore
     capture: CaptureWriter
     operations: dict[str, Operation]
@@ -62,8 +68,10 @@ class Platform:
         await self.controller.start()
         await self.training.start()
         await self.processing.start()
+        await self.transform.start()
 
     async def stop(self) -> None:
+        await self.transform.stop()
         await self.processing.stop()
         await self.training.stop()
         await self.controller.stop()
@@ -78,7 +86,9 @@ def build_platform(settings: Settings, environ: Mapping[str, str]) -> Platform:
     catalog = Catalog(repository, arns)
     artifacts = registry.from_settings(settings)
     capture = CaptureWriter(artifacts, settings.capture_flush_seconds)
-    router = Router(settings.account_id, settings.invocation_timeout_seconds, capture)
+    router = Router(
+        settings.account_id, settings.invocation_timeout_seconds, capture, EndpointMetrics()
+    )
     environments = EnvironmentBuilder.from_pip_environment(settings.environments_dir, environ)
     backend = LocalBackend()
     base_env = {k: environ[k] for k in _INHERITED if k in environ}
@@ -126,6 +136,24 @@ def build_platform(settings: Settings, environ: Mapping[str, str]) -> Platform:
         executor,
         interval=settings.reconcile_interval_seconds,
     )
+    transform = TransformController(
+        repository,
+        executor,
+        Deployer(
+            home=settings.home,
+            logs_dir=settings.logs_dir / "transform-jobs",
+            models=deployer.models,
+            environments=environments,
+            backend=backend,
+            base_env=base_env,
+            startup_timeout=settings.worker_startup_timeout_seconds,
+            stop_grace=settings.worker_stop_grace_seconds,
+        ),
+        artifacts,
+        logs,
+        settings.home / "jobs" / "transform",
+        interval=settings.reconcile_interval_seconds,
+    )
     operations: dict[str, Any] = {}
     for service in (
         ModelService(catalog),
@@ -133,6 +161,7 @@ def build_platform(settings: Settings, environ: Mapping[str, str]) -> Platform:
         EndpointService(catalog, controller.notify, settings.max_instances_per_endpoint),
         TrainingService(catalog, training.notify, max_instances=settings.max_job_instances),
         ProcessingService(catalog, processing.notify, max_instances=settings.max_job_instances),
+        TransformService(catalog, transform.notify, max_instances=settings.max_job_instances),
         TagService(catalog),
     ):
         operations.update(service.operations())
@@ -144,6 +173,7 @@ def build_platform(settings: Settings, environ: Mapping[str, str]) -> Platform:
         controller=controller,
         training=training,
         processing=processing,
+        transform=transform,
         logs=logs,
         capture=capture,
         operations=operations,
@@ -158,5 +188,13 @@ def build_app(settings: Settings, environ: Mapping[str, str]) -> tuple[ASGIApp, 
         LogsApi(platform.logs, settings.max_request_bytes),
         platform.start,
         platform.stop,
+        s3=S3Gateway(
+            lambda: platform.artifacts.for_scheme("s3"),
+            settings.region,
+            external=settings.s3_endpoint_url,
+        ),
+        cloudwatch=CloudWatchApi(
+            platform.router.metrics, settings.max_request_bytes, settings.account_id
+        ),
     )
     return app, platform

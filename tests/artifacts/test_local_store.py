@@ -127,7 +127,12 @@ def keys(store: ArtifactStore, prefix: str) -> list[str]:
 
 
 def files_on_disk(root: Path) -> list[str]:
-    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if not p.is_dir())
+    """Files in the bucket directories; the store's own records live under `.sabio/`."""
+    return sorted(
+        p.relative_to(root).as_posix()
+        for p in root.rglob("*")
+        if not p.is_dir() and p.relative_to(root).parts[0] != ".sabio"
+    )
 
 
 class FailingStream(io.RawIOBase):

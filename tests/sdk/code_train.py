@@ -15,7 +15,7 @@ def model_fn(model_dir):
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
-    parser.add_argument("-C", type=float, default=1.0)
+    parser.add_argument("-C", "--C", type=float, default=1.0)
     parser.add_argument("--model-dir", default=os.environ.get("SM_MODEL_DIR"))
     parser.add_argument("--train", default=os.environ.get("SM_CHANNEL_TRAIN"))
     args = parser.parse_args()

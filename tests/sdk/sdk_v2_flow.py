@@ -13,6 +13,7 @@ import sys
 import numpy as np
 import sagemaker
 from sagemaker.sklearn.estimator import SKLearn
+from sklearn.linear_model import LogisticRegression
 
 work = sys.argv[1]
 bucket = "sdk-v2"
@@ -43,13 +44,16 @@ predictor = estimator.deploy(initial_instance_count=1, instance_type="ml.m5.larg
 prediction = predictor.predict(features[:5])
 predictor.delete_endpoint()
 print(
-    "RESULT "
+    "\nRESULT "
     + json.dumps(
         {
             "status": job["TrainingJobStatus"],
             "metrics": {m["MetricName"]: m["Value"] for m in job.get("FinalMetricDataList", [])},
             "prediction": np.asarray(prediction).tolist(),
-            "expected": labels[:5].tolist(),
+            "expected": LogisticRegression(C=0.5)
+            .fit(features, labels)
+            .predict(features[:5])
+            .tolist(),
         }
     )
 )

@@ -36,7 +36,7 @@ pytestmark = [
 ]
 
 
-def sdk_environment(root: Path, requirement: str) -> Path:
+def sdk_environment(root: Path, *requirements: str) -> Path:
     from uv import find_uv_bin
 
     uv = find_uv_bin()
@@ -44,7 +44,7 @@ def sdk_environment(root: Path, requirement: str) -> Path:
     if not python.exists():
         subprocess.run([uv, "venv", "-q", str(root), "--python", sys.executable], check=True)
         subprocess.run(
-            [uv, "pip", "install", "-q", "--python", str(python), requirement],
+            [uv, "pip", "install", "-q", "--python", str(python), *requirements],
             check=True,
             timeout=600,
         )
@@ -61,6 +61,9 @@ def run_flow(python: Path, script: str, server: SabioServer, work: Path) -> dict
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": "us-east-1",
         "SAGEMAKER_SUPPRESS_V2_WARNING": "1",
+        # SDK v3 checks the role's permissions with IAM's policy simulator, which Sabio does
+        # not serve; this is the SDK's own switch for that check.
+        "SAGEMAKER_VALIDATE_ROLE": "false",
         "PYTHONWARNINGS": "ignore",
     }
     result = subprocess.run(
@@ -81,7 +84,9 @@ def run_flow(python: Path, script: str, server: SabioServer, work: Path) -> dict
 def test_sdk_v2_sklearn_estimator_fit_deploy_predict(
     server: SabioServer, tmp_path_factory: pytest.TempPathFactory
 ):
-    python = sdk_environment(tmp_path_factory.getbasetemp() / "sdk-v2", "sagemaker>=2.250,<3")
+    python = sdk_environment(
+        tmp_path_factory.getbasetemp() / "sdk-v2", "sagemaker>=2.250,<3", "scikit-learn"
+    )
     seen = run_flow(python, "sdk_v2_flow.py", server, tmp_path_factory.mktemp("v2"))
     assert seen["status"] == "Completed"
     assert seen["metrics"]["train:accuracy"] > 0.9

@@ -11,10 +11,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sabio import __version__
+from sabio.api.cloudwatch import RPC_V2_PATH as CLOUDWATCH_RPC_V2_PATH
+from sabio.api.cloudwatch import TARGET_PREFIX as CLOUDWATCH_TARGET_PREFIX
+from sabio.api.cloudwatch import CloudWatchApi
 from sabio.api.control_plane import ControlPlane
 from sabio.api.logs import TARGET_PREFIX as LOGS_TARGET_PREFIX
 from sabio.api.logs import LogsApi
 from sabio.api.runtime import ASGIApp, Runtime
+from sabio.api.s3.routing import S3Gateway
 
 
 def create_app(
@@ -22,11 +26,15 @@ def create_app(
     logs: LogsApi,
     on_startup: Callable[[], Awaitable[None]],
     on_shutdown: Callable[[], Awaitable[None]],
+    cloudwatch: CloudWatchApi | None = None,
 ) -> Starlette:
     async def aws_json(request: Request) -> Response:
-        """JSON 1.1 services share `POST /`; the X-Amz-Target prefix names the service."""
-        if request.headers.get("x-amz-target", "").startswith(LOGS_TARGET_PREFIX):
+        """JSON 1.x services share `POST /`; the X-Amz-Target prefix names the service."""
+        target = request.headers.get("x-amz-target", "")
+        if target.startswith(LOGS_TARGET_PREFIX):
             return await logs.handle(request)
+        if cloudwatch is not None and target.startswith(CLOUDWATCH_TARGET_PREFIX):
+            return await cloudwatch.handle_json(request)
         return await control_plane.handle(request)
 
     async def healthz(_: Request) -> Response:
@@ -48,8 +56,13 @@ def create_app(
     routes = [
         Route("/", aws_json, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
-        Route("/{path:path}", not_found, methods=["GET", "POST", "PUT", "DELETE", "HEAD"]),
     ]
+    if cloudwatch is not None:
+        routes.append(Route("/metrics", cloudwatch.prometheus, methods=["GET"]))
+        routes.append(Route(CLOUDWATCH_RPC_V2_PATH, cloudwatch.handle_rpc_v2, methods=["POST"]))
+    routes.append(
+        Route("/{path:path}", not_found, methods=["GET", "POST", "PUT", "DELETE", "HEAD"])
+    )
     return Starlette(routes=routes, lifespan=lifespan)
 
 
@@ -59,6 +72,10 @@ def create_asgi(
     logs: LogsApi,
     on_startup: Callable[[], Awaitable[None]],
     on_shutdown: Callable[[], Awaitable[None]],
+    s3: S3Gateway | None = None,
+    cloudwatch: CloudWatchApi | None = None,
 ) -> ASGIApp:
-    """The runtime's raw handler in front of everything else."""
-    return runtime.wrap(create_app(control_plane, logs, on_startup, on_shutdown))
+    """The runtime's raw handler in front of everything else, and the S3 gateway (which
+    claims only requests signed for S3) in front of that."""
+    handler = runtime.wrap(create_app(control_plane, logs, on_startup, on_shutdown, cloudwatch))
+    return s3.wrap(handler) if s3 is not None else handler

@@ -14,6 +14,7 @@ import aiohttp
 
 from sabio.errors import ModelError, ModelNotReadyError, RuntimeValidationError
 from sabio.serving.capture import Captured, CapturePolicy, CaptureWriter
+from sabio.telemetry.endpoint_metrics import EndpointMetrics, VariantMetrics
 
 FORWARDED_HEADERS = (
     "content-type",
@@ -53,6 +54,7 @@ class Variant:
     weight: float
     instances: list[Instance] = field(default_factory=list)
     timeout: aiohttp.ClientTimeout | None = None
+    metrics: VariantMetrics | None = None
     _cycle: itertools.count[int] = field(default_factory=itertools.count)
 
     def pick(self) -> Instance | None:
@@ -111,15 +113,21 @@ class Invocation:
 
 class Router:
     def __init__(
-        self, account_id: str, timeout_seconds: float, capture: CaptureWriter | None = None
+        self,
+        account_id: str,
+        timeout_seconds: float,
+        capture: CaptureWriter | None = None,
+        metrics: EndpointMetrics | None = None,
     ) -> None:
         self.account_id = account_id
         self.capture = capture
+        self.metrics = metrics if metrics is not None else EndpointMetrics()
         self.timeout = aiohttp.ClientTimeout(total=timeout_seconds)
         self._routes: dict[str, Route] = {}
 
     def set_route(self, route: Route) -> None:
         self._routes[route.name.lower()] = route
+        self.metrics.attach(route.name, route.variants)
 
     def names(self) -> list[str]:
         return list(self._routes)
@@ -130,6 +138,7 @@ class Router:
     async def remove_route(self, name: str) -> None:
         route = self._routes.pop(name.lower(), None)
         if route is not None:
+            self.metrics.detach(route.name)
             for variant in route.variants:
                 for instance in variant.instances:
                     await instance.close()
@@ -148,7 +157,11 @@ class Router:
     async def invoke(
         self, name: str, body: bytes, forwarded: Mapping[str, str], target_variant: str | None
     ) -> Invocation:
-        """Forward to one instance; `forwarded` holds the headers the worker may see."""
+        """Forward to one instance; `forwarded` holds the headers the worker may see.
+
+        Invocations that reach a worker are recorded in the variant's metrics (see
+        `sabio.telemetry.endpoint_metrics` for what ModelLatency and OverheadLatency cover)."""
+        started = time.perf_counter_ns()
         route = self._route_for(name)
         variant = route.choose(target_variant)
         instance = variant.pick()
@@ -158,6 +171,8 @@ class Router:
                 "a replacement is starting. Retry shortly."
             )
         instance.outstanding += 1
+        status = answered = 0
+        sent = time.perf_counter_ns()
         try:
             async with instance.client().post(
                 "http://worker/invocations",
@@ -166,8 +181,10 @@ class Router:
                 timeout=variant.timeout or self.timeout,
             ) as response:
                 payload = await response.read()
-                if response.status >= 400:
-                    raise _model_error(response.status, payload, route.log_group)
+                answered = time.perf_counter_ns()
+                status = response.status
+                if status >= 400:
+                    raise _model_error(status, payload, route.log_group)
                 content_type = response.headers.get("Content-Type", "application/json")
                 policy = route.capture
                 if policy is not None and self.capture is not None and policy.sampled():
@@ -205,6 +222,8 @@ class Router:
             ) from None
         finally:
             instance.outstanding -= 1
+            if variant.metrics is not None:
+                variant.metrics.record(status, started, sent, answered, len(variant.instances))
 
     async def close(self) -> None:
         for name in list(self._routes):

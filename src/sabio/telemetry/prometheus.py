@@ -1,0 +1,93 @@
+"""The endpoint metrics in the Prometheus text exposition format (version 0.0.4), for
+`GET /metrics`.
+
+Counters and histograms are lifetime figures of the server process (they restart from zero with
+it, which Prometheus reads as a counter reset); latencies are in seconds, as Prometheus names
+them. A variant's series stay while the endpoint serves it and afterwards while it has figures
+in the retention window.
+"""
+
+from __future__ import annotations
+
+from itertools import accumulate
+
+from sabio.telemetry.endpoint_metrics import (
+    LATENCY_BOUNDS_SECONDS,
+    EndpointMetrics,
+    VariantMetrics,
+)
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+_LE = [*(repr(b) for b in LATENCY_BOUNDS_SECONDS), "+Inf"]
+
+
+def render(metrics: EndpointMetrics) -> str:
+    recorders = metrics.recorders()
+    lines: list[str] = []
+    totals = [(r, _labels(r), r.lifetime()) for r in recorders]
+    _family(
+        lines,
+        "sabio_invocations_total",
+        "counter",
+        "InvokeEndpoint requests that reached a model worker.",
+    )
+    for _, labels, lifetime in totals:
+        lines.append(f"sabio_invocations_total{{{labels}}} {lifetime[0]}")
+    _family(
+        lines,
+        "sabio_invocation_errors_total",
+        "counter",
+        "Invocations the model container answered with a 4xx or 5xx status "
+        "(timeouts and dropped connections count as 5xx).",
+    )
+    for _, labels, lifetime in totals:
+        lines.append(f'sabio_invocation_errors_total{{{labels},class="4xx"}} {lifetime[1]}')
+        lines.append(f'sabio_invocation_errors_total{{{labels},class="5xx"}} {lifetime[2]}')
+    _histogram(
+        lines,
+        "sabio_model_latency_seconds",
+        "Time the model worker took to answer, as SageMaker's ModelLatency.",
+        [(labels, r.model_hist, lifetime[3]) for r, labels, lifetime in totals],
+    )
+    _histogram(
+        lines,
+        "sabio_overhead_latency_seconds",
+        "Time spent in Sabio's router besides the model call, as SageMaker's OverheadLatency.",
+        [(labels, r.overhead_hist, lifetime[4]) for r, labels, lifetime in totals],
+    )
+    _family(
+        lines,
+        "sabio_variant_instances",
+        "gauge",
+        "Instances (model workers) currently routed for the variant.",
+    )
+    for recorder, labels, _ in totals:
+        lines.append(f"sabio_variant_instances{{{labels}}} {recorder.instance_count()}")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def _family(lines: list[str], name: str, kind: str, text: str) -> None:
+    lines.append(f"# HELP {name} {text}")
+    lines.append(f"# TYPE {name} {kind}")
+
+
+def _histogram(
+    lines: list[str], name: str, text: str, series: list[tuple[str, list[int], int]]
+) -> None:
+    _family(lines, name, "histogram", text)
+    for labels, counts, total_ns in series:
+        cumulative = list(accumulate(counts))
+        for le, count in zip(_LE, cumulative, strict=True):
+            lines.append(f'{name}_bucket{{{labels},le="{le}"}} {count}')
+        lines.append(f"{name}_sum{{{labels}}} {total_ns / 1e9!r}")
+        lines.append(f"{name}_count{{{labels}}} {cumulative[-1]}")
+
+
+def _labels(recorder: VariantMetrics) -> str:
+    return f'endpoint="{_escape(recorder.endpoint)}",variant="{_escape(recorder.variant)}"'
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")

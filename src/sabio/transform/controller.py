@@ -1,0 +1,334 @@
+"""The transform controller: runs each job `InProgress -> Completed | Failed | Stopped`.
+
+A job's task lists the input objects and prepares the model as an endpoint variant would be
+prepared (`Deployer.plan`: model data, code directory, environment), starts `InstanceCount`
+model workers with the batch variables, hands the data to `TransformRun` in a thread, then
+stops the workers and records the outcome. The workers' output goes to
+`/aws/sagemaker/TransformJobs`, one stream per instance, and a `data-log` stream says what
+happened to each object. A job cut off by a server restart starts again from its first object
+(outputs are only ever written whole, so nothing half-done is left behind).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sabio.artifacts.registry import ArtifactRegistry
+from sabio.artifacts.store import ArtifactStore
+from sabio.endpoints.deployment import (
+    Deployer,
+    DeploymentError,
+    RunningInstance,
+    VariantPlan,
+    log_path,
+)
+from sabio.errors import SabioError
+from sabio.jobs.controller import COMPLETED, FAILED, STOPPED, JobController
+from sabio.jobs.execution import JobExecutor
+from sabio.models.service import containers_of
+from sabio.resources import TRANSFORM_JOB
+from sabio.store.entities import Resource
+from sabio.store.repository import Repository
+from sabio.telemetry.logs import LineSink, LogStore
+from sabio.transform import jsonpath
+from sabio.transform.joins import Processor, data_format
+from sabio.transform.records import MULTI_RECORD, NONE, SINGLE_RECORD
+from sabio.transform.runner import (
+    InputError,
+    InputObject,
+    Options,
+    RunResult,
+    TransformRun,
+    Worker,
+    list_inputs,
+)
+from sabio.transform.service import MODEL_SNAPSHOT
+
+LOG_GROUP = "/aws/sagemaker/TransformJobs"
+VARIANT = "algo"  # workers are algo-1 ... algo-N, like job instances
+_LOG_INTERVAL = 0.5
+_STRATEGY_VARIABLE = {SINGLE_RECORD: "SINGLE_RECORD", MULTI_RECORD: "MULTI_RECORD"}
+
+
+@dataclass
+class _Prepared:
+    store: ArtifactStore
+    inputs: list[InputObject]
+    plan: VariantPlan
+
+
+class TransformController(JobController):
+    kind = TRANSFORM_JOB
+
+    def __init__(
+        self,
+        repository: Repository,
+        executor: JobExecutor,
+        deployer: Deployer,
+        artifacts: ArtifactRegistry,
+        logs: LogStore,
+        work_dir: Path,
+        *,
+        interval: float,
+    ) -> None:
+        super().__init__(repository, executor, interval=interval)
+        self.deployer = deployer
+        self.artifacts = artifacts
+        self.logs = logs
+        self.work_dir = work_dir
+
+    def resumable(self, job: Resource) -> bool:
+        return True  # transforms are idempotent: the job runs again from its first object
+
+    async def run_job(self, job: Resource, stop: asyncio.Event) -> None:
+        await self.update_state(job.name, TransformStartTime=time.time())
+        try:
+            prepared = await asyncio.to_thread(self._prepare, job)
+        except (InputError, DeploymentError) as exc:
+            await self._end(job, FAILED, FailureReason=f"ClientError: {exc}"[:1024])
+            return
+        except SabioError as exc:
+            await self._end(job, FAILED, FailureReason=f"ClientError: {exc.message}"[:1024])
+            return
+        if stop.is_set():
+            await self._end(job, STOPPED)
+            return
+        epoch = int(time.time())
+        for index in range(prepared.plan.instance_count):
+            log_path(self.deployer.logs_dir, job.name, VARIANT, index).unlink(missing_ok=True)
+        running: list[RunningInstance] = []
+        tail = _LogTail(self.logs, self.deployer.logs_dir, job.name, epoch)
+        tailing = asyncio.create_task(tail.follow(prepared.plan.instance_count))
+        run: TransformRun | None = None
+        try:
+            try:
+                await self._start_workers(job.name, prepared.plan, running)
+            except DeploymentError as exc:
+                reason = str(exc).replace(f"variant {VARIANT}", f"transform job {job.name}")
+                await self._end(job, FAILED, FailureReason=f"ClientError: {reason}"[:1024])
+                return
+            with self.logs.stream_writer(LOG_GROUP, f"{job.name}/algo-1-{epoch}/data-log") as sink:
+                run = self._run(job, prepared, running, sink)
+                result = await self._execute(run, stop)
+            exits = [
+                f"algo-{r.index + 1} with code {r.process.returncode}"
+                for r in sorted(running, key=lambda r: r.index)
+                if r.process.returncode is not None
+            ]
+        except asyncio.CancelledError:
+            if run is not None:
+                run.request_stop()
+            raise
+        finally:
+            await asyncio.gather(*(self.deployer.stop_instance(r) for r in running))
+            tailing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await tailing
+            await asyncio.to_thread(tail.drain, prepared.plan.instance_count)
+            shutil.rmtree(self.work_dir / job.name, ignore_errors=True)
+        fields: dict[str, Any] = {}
+        if result.effective is not None:
+            fields["Effective"] = result.effective.describe()
+        if result.stopped:
+            await self._end(job, STOPPED, **fields)
+        elif result.fatal is not None or result.failures:
+            fields["FailureReason"] = _failure_reason(result, job.name, exits)
+            await self._end(job, FAILED, **fields)
+        else:
+            await self._end(job, COMPLETED, **fields)
+
+    async def _end(self, job: Resource, final: str, **fields: Any) -> None:
+        await self.finish(job, final, TransformEndTime=time.time(), **fields)
+
+    # Preparation (in a thread)
+
+    def _prepare(self, job: Resource) -> _Prepared:
+        spec = job.spec
+        source = spec["TransformInput"]["DataSource"]["S3DataSource"]
+        store, inputs = list_inputs(self.artifacts, source, spec["TransformOutput"]["S3OutputPath"])
+        model = copy.deepcopy(spec[MODEL_SNAPSHOT])
+        container = containers_of(model)[0]
+        container["Environment"] = {
+            **(container.get("Environment") or {}),
+            **_batch_environment(spec),
+            **(spec.get("Environment") or {}),
+        }
+        resources = spec["TransformResources"]
+        variant = {
+            "VariantName": VARIANT,
+            "ModelName": spec["ModelName"],
+            "InstanceType": resources["InstanceType"],
+            "InitialInstanceCount": int(resources["InstanceCount"]),
+        }
+        # The deployer prepares a model exactly as for an endpoint variant.
+        endpoint = Resource(
+            "endpoint",
+            job.name,
+            job.arn,
+            {"Config": {"ProductionVariants": [variant]}, "Models": {spec["ModelName"]: model}},
+            job.created_at,
+            job.updated_at,
+        )
+        (plan,) = self.deployer.plan(endpoint)
+        return _Prepared(store, inputs, plan)
+
+    # Workers
+
+    async def _start_workers(
+        self, name: str, plan: VariantPlan, running: list[RunningInstance]
+    ) -> None:
+        async def start(index: int) -> None:
+            running.append(await self.deployer.start_instance(name, plan, index))
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                for index in range(plan.instance_count):
+                    group.create_task(start(index))
+        except BaseExceptionGroup as failures:
+            raise failures.exceptions[0] from None
+
+    def _run(
+        self, job: Resource, prepared: _Prepared, running: list[RunningInstance], sink: LineSink
+    ) -> TransformRun:
+        def data_log(line: str) -> None:
+            with contextlib.suppress(ValueError):  # closed: the job was cut off
+                sink.write(line + "\n")
+
+        workers = [
+            Worker(
+                f"algo-{r.index + 1}",
+                r.endpoint.socket_path,
+                _alive(r),
+            )
+            for r in sorted(running, key=lambda r: r.index)
+        ]
+        return TransformRun(
+            store=prepared.store,
+            inputs=prepared.inputs,
+            workers=workers,
+            options=options_of(job.spec),
+            work_dir=self.work_dir / job.name,
+            data_log=data_log,
+        )
+
+    @staticmethod
+    async def _execute(run: TransformRun, stop: asyncio.Event) -> RunResult:
+        work = asyncio.ensure_future(asyncio.to_thread(run.run))
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({work, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if not work.done():
+                run.request_stop()
+            return await work
+        finally:
+            stopping.cancel()
+
+
+def _alive(running: RunningInstance) -> Callable[[], bool]:
+    return lambda: running.process.returncode is None
+
+
+def _batch_environment(spec: dict[str, Any]) -> dict[str, str]:
+    """What SageMaker tells a container it is serving a batch transform."""
+    split = spec["TransformInput"].get("SplitType") or NONE
+    strategy = spec.get("BatchStrategy") or (SINGLE_RECORD if split == NONE else MULTI_RECORD)
+    env = {"SAGEMAKER_BATCH": "true", "SAGEMAKER_BATCH_STRATEGY": _STRATEGY_VARIABLE[strategy]}
+    payload = spec.get("MaxPayloadInMB")
+    if payload is None:
+        env["SAGEMAKER_MAX_PAYLOAD_IN_MB"] = "6"
+    elif payload > 0:
+        # 0 (chunked, unlimited) is left unset: Sabio's worker then takes up to 100 MB.
+        env["SAGEMAKER_MAX_PAYLOAD_IN_MB"] = str(payload)
+    if spec.get("MaxConcurrentTransforms"):
+        env["SAGEMAKER_MAX_CONCURRENT_TRANSFORMS"] = str(spec["MaxConcurrentTransforms"])
+    return env
+
+
+def options_of(spec: dict[str, Any]) -> Options:
+    transform_input = spec["TransformInput"]
+    transform_output = spec["TransformOutput"]
+    processing = spec.get("DataProcessing") or {}
+    client = spec.get("ModelClientConfig") or {}
+    assemble_with = transform_output.get("AssembleWith") or NONE
+    processor = Processor(
+        input_format=data_format(transform_input.get("ContentType")),
+        input_filter=jsonpath.parse(processing.get("InputFilter")),
+        join=processing.get("JoinSource") == "Input",
+        output_filter=jsonpath.parse(processing.get("OutputFilter")),
+        assemble_with=assemble_with,
+    )
+    return Options(
+        split_type=transform_input.get("SplitType") or NONE,
+        batch_strategy=spec.get("BatchStrategy"),
+        max_payload_mb=spec.get("MaxPayloadInMB"),
+        max_concurrent=spec.get("MaxConcurrentTransforms") or None,
+        content_type=transform_input.get("ContentType"),
+        accept=transform_output.get("Accept"),
+        compression=transform_input.get("CompressionType") or NONE,
+        assemble_with=assemble_with,
+        timeout=float(client.get("InvocationsTimeoutInSeconds", 600)),
+        max_retries=int(client.get("InvocationsMaxRetries", 3)),
+        processor=processor,
+    )
+
+
+def _failure_reason(result: RunResult, job: str, exits: list[str]) -> str:
+    fatal = result.fatal
+    if fatal is not None and exits:
+        fatal = f"{fatal} ({', '.join(exits)}); see the worker streams of {job} in {LOG_GROUP}"
+    failures = result.failures
+    if failures:
+        first = (failures[0].error or "").rstrip(". ")
+        reason = f"ClientError: {first}. No output was written for this object."
+        if len(failures) > 1:
+            reason += (
+                f" {len(failures) - 1} more object(s) failed; see the data-log stream of "
+                f"{job} in {LOG_GROUP}."
+            )
+    else:
+        reason = f"ClientError: {fatal}."
+    if fatal is not None and failures:
+        reason += f" The job stopped early: {fatal}."
+    return reason[:1024]
+
+
+class _LogTail:
+    """Copies the workers' output files into their log streams as lines arrive."""
+
+    def __init__(self, logs: LogStore, logs_dir: Path, job: str, epoch: int) -> None:
+        self.logs = logs
+        self.logs_dir = logs_dir
+        self.job = job
+        self.epoch = epoch
+        self.offsets: dict[int, int] = {}
+
+    async def follow(self, count: int) -> None:
+        while True:
+            await asyncio.sleep(_LOG_INTERVAL)
+            await asyncio.to_thread(self.drain, count, False)
+
+    def drain(self, count: int, final: bool = True) -> None:
+        for index in range(count):
+            path = log_path(self.logs_dir, self.job, VARIANT, index)
+            try:
+                with path.open("rb") as handle:
+                    handle.seek(self.offsets.get(index, 0))
+                    data = handle.read()
+            except FileNotFoundError:
+                continue
+            if not final:
+                data = data[: data.rfind(b"\n") + 1]
+            if not data:
+                continue
+            self.offsets[index] = self.offsets.get(index, 0) + len(data)
+            stream = f"{self.job}/algo-{index + 1}-{self.epoch}"
+            with self.logs.stream_writer(LOG_GROUP, stream) as sink:
+                sink.write(data.decode("utf-8", "replace"))
