@@ -23,6 +23,7 @@ import asyncio
 import collections
 import contextlib
 import gzip
+import io
 import json
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
@@ -653,8 +654,9 @@ class TransformRun:
         worker = await self._pool.acquire()
         try:
             assert worker.session is not None
-            data: bytes | AsyncIterator[bytes] = (
-                self._stream_body(state.obj) if state.streamed else body
+            # BytesIO, not bytes: aiohttp sends it in chunks (and warns about large bytes).
+            data: io.BytesIO | AsyncIterator[bytes] = (
+                self._stream_body(state.obj) if state.streamed else io.BytesIO(body)
             )
             async with worker.session.post(
                 "http://worker/invocations",

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 from typing import Any
 
 from sabio.artifacts.uri import require_s3
 from sabio.errors import ValidationError, not_found
-from sabio.jobs import controller as job_status
+from sabio.jobs.service import JobService
 from sabio.jobs.validation import check_resources
 from sabio.listing import list_page
 from sabio.models.service import containers_of
-from sabio.resources import MODEL, TRANSFORM_JOB, Catalog
+from sabio.resources import MODEL, TRANSFORM_JOB
 from sabio.store.entities import Resource
 from sabio.transform import jsonpath
 from sabio.transform.joins import CSV, DATA_TYPES, data_format
@@ -43,19 +42,8 @@ EFFECTIVE = ("MaxConcurrentTransforms", "MaxPayloadInMB", "BatchStrategy")
 DESCRIBED_STATE = ("FailureReason", "TransformStartTime", "TransformEndTime")
 
 
-class TransformService:
-    def __init__(
-        self,
-        catalog: Catalog,
-        notify: Callable[[], None],
-        *,
-        max_instances: int,
-        gpus_available: int = 0,
-    ) -> None:
-        self.catalog = catalog
-        self.notify = notify
-        self.max_instances = max_instances
-        self.gpus_available = gpus_available
+class TransformService(JobService):
+    kind = TRANSFORM_JOB
 
     def operations(self) -> dict[str, Any]:
         return {
@@ -80,14 +68,7 @@ class TransformService:
         client.setdefault("InvocationsTimeoutInSeconds", DEFAULT_TIMEOUT_SECONDS)
         client.setdefault("InvocationsMaxRetries", DEFAULT_MAX_RETRIES)
         spec[MODEL_SNAPSHOT] = model.spec
-        resource = self.catalog.create(
-            TRANSFORM_JOB,
-            request["TransformJobName"],
-            spec,
-            tags=request.get("Tags"),
-            status=job_status.IN_PROGRESS,
-        )
-        self.notify()
+        resource = self.record(request["TransformJobName"], spec, request.get("Tags"))
         return {"TransformJobArn": resource.arn}
 
     def _check(self, request: dict[str, Any]) -> Resource:
@@ -215,20 +196,7 @@ class TransformService:
         )
 
     def stop_transform_job(self, request: dict[str, Any]) -> dict[str, Any]:
-        name = request["TransformJobName"]
-        resource = self.catalog.require(TRANSFORM_JOB, name)
-        if resource.status != job_status.IN_PROGRESS:
-            raise ValidationError(
-                f"The transform job {name} is {resource.status} and cannot be stopped."
-            )
-        self.catalog.repository.update(
-            TRANSFORM_JOB.key,
-            name,
-            status=job_status.STOPPING,
-            expect_status=(job_status.IN_PROGRESS,),
-        )
-        self.notify()
-        return {}
+        return self.stop(request["TransformJobName"])
 
 
 def _summary(resource: Resource) -> dict[str, Any]:
