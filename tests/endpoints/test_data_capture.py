@@ -14,7 +14,7 @@ import numpy as np
 
 from sabio.artifacts.local import LocalArtifactStore
 from sabio.artifacts.uri import parse
-from support.deploy import ROLE, SKLEARN_IMAGE, store_archive, unique
+from support.deploy import deploy, store_archive, unique
 from support.models import INFERENCE_PY, model_archive
 from support.server import SabioServer
 
@@ -39,22 +39,10 @@ def test_capture_records_inputs_outputs_and_ids(
 ):
     archive = model_archive(tmp_path / "m.tar.gz", {})
     uri = store_archive(server, archive, f"{unique('cap')}/model.tar.gz")
-    name = unique("cap")
-    sm.create_model(
-        ModelName=name,
-        ExecutionRoleArn=ROLE,
-        PrimaryContainer={"Image": SKLEARN_IMAGE, "ModelDataUrl": uri},
-    )
-    sm.create_endpoint_config(
-        EndpointConfigName=name,
-        ProductionVariants=[
-            {
-                "VariantName": "AllTraffic",
-                "ModelName": name,
-                "InstanceType": "ml.t2.medium",
-                "InitialInstanceCount": 1,
-            }
-        ],
+    name = deploy(
+        sm,
+        uri,
+        name=unique("cap"),
         DataCaptureConfig={
             "EnableCapture": True,
             "InitialSamplingPercentage": 100,
@@ -65,10 +53,6 @@ def test_capture_records_inputs_outputs_and_ids(
                 "JsonContentTypes": ["application/json"],
             },
         },
-    )
-    sm.create_endpoint(EndpointName=name, EndpointConfigName=name)
-    sm.get_waiter("endpoint_in_service").wait(
-        EndpointName=name, WaiterConfig={"Delay": 0.2, "MaxAttempts": 300}
     )
     summary = sm.describe_endpoint(EndpointName=name)["DataCaptureConfig"]
     assert summary["CaptureStatus"] == "Started"
@@ -126,31 +110,15 @@ def test_capture_records_inputs_outputs_and_ids(
 def test_sampling_zero_captures_nothing(server: SabioServer, sm: Any, runtime: Any, tmp_path: Path):
     archive = model_archive(tmp_path / "m.tar.gz", {"code/inference.py": INFERENCE_PY})
     uri = store_archive(server, archive, f"{unique('nocap')}/model.tar.gz")
-    name = unique("nocap")
-    sm.create_model(
-        ModelName=name,
-        ExecutionRoleArn=ROLE,
-        PrimaryContainer={"Image": SKLEARN_IMAGE, "ModelDataUrl": uri},
-    )
-    sm.create_endpoint_config(
-        EndpointConfigName=name,
-        ProductionVariants=[
-            {
-                "VariantName": "AllTraffic",
-                "ModelName": name,
-                "InstanceType": "ml.t2.medium",
-                "InitialInstanceCount": 1,
-            }
-        ],
+    name = deploy(
+        sm,
+        uri,
+        name=unique("nocap"),
         DataCaptureConfig={
             "InitialSamplingPercentage": 0,
             "DestinationS3Uri": "s3://monitoring/none",
             "CaptureOptions": [{"CaptureMode": "Input"}],
         },
-    )
-    sm.create_endpoint(EndpointName=name, EndpointConfigName=name)
-    sm.get_waiter("endpoint_in_service").wait(
-        EndpointName=name, WaiterConfig={"Delay": 0.2, "MaxAttempts": 300}
     )
     for _ in range(5):
         runtime.invoke_endpoint(

@@ -34,7 +34,9 @@ def deploy(
     instance_count: int = 1,
     wait: bool = True,
     image: str = SKLEARN_IMAGE,
+    **config: Any,
 ) -> str:
+    """Model, endpoint config (with any extra `config` members) and endpoint, as tutorials do."""
     name = name or unique("ep")
     container: dict[str, Any] = {"Image": image}
     if model_uri:
@@ -52,6 +54,7 @@ def deploy(
                 "InitialInstanceCount": instance_count,
             }
         ],
+        **config,
     )
     sm.create_endpoint(EndpointName=name, EndpointConfigName=name)
     if wait:
