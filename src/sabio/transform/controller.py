@@ -275,11 +275,7 @@ def _batch_environment(spec: dict[str, Any]) -> dict[str, str]:
     strategy = spec.get("BatchStrategy") or (SINGLE_RECORD if split == NONE else MULTI_RECORD)
     env = {"SAGEMAKER_BATCH": "true", "SAGEMAKER_BATCH_STRATEGY": _STRATEGY_VARIABLE[strategy]}
     payload = spec.get("MaxPayloadInMB")
-    if payload is None:
-        env["SAGEMAKER_MAX_PAYLOAD_IN_MB"] = "6"
-    elif payload > 0:
-        # 0 (chunked, unlimited) is left unset: Sabio's worker then takes up to 100 MB.
-        env["SAGEMAKER_MAX_PAYLOAD_IN_MB"] = str(payload)
+    env["SAGEMAKER_MAX_PAYLOAD_IN_MB"] = "6" if payload is None else str(payload)
     if spec.get("MaxConcurrentTransforms"):
         env["SAGEMAKER_MAX_CONCURRENT_TRANSFORMS"] = str(spec["MaxConcurrentTransforms"])
     return env

@@ -167,11 +167,13 @@ def _port(args: argparse.Namespace) -> int:
 
 
 def _max_body() -> int:
+    """The body cap; 0 (a batch transform's chunked, unlimited mode) keeps the default cap."""
     value = os.environ.get("SAGEMAKER_MAX_PAYLOAD_IN_MB", "").strip()
     try:
-        return int(float(value) * 1024 * 1024) if value else DEFAULT_MAX_BODY
+        megabytes = float(value) if value else 0.0
     except ValueError:
         raise StartupError(f"SAGEMAKER_MAX_PAYLOAD_IN_MB={value!r} is not a number") from None
+    return int(megabytes * 1024 * 1024) if megabytes > 0 else DEFAULT_MAX_BODY
 
 
 def _load(args: argparse.Namespace, model_dir: Path) -> Service:
