@@ -1,0 +1,1 @@
+"""Application Auto Scaling for endpoint variants: scalable targets, policies, activities."""

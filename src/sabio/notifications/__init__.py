@@ -1,0 +1,1 @@
+"""Notifications: the SNS API subset (topics, HTTP(S) subscriptions, Publish) and delivery."""
