@@ -491,7 +491,7 @@ def test_a_failing_record_fails_its_file_only(
     assert exists(server, f"{output}/c-good.csv.out")
 
 
-def test_a_worker_that_dies_fails_the_job(
+def test_a_record_that_crashes_the_model_fails_its_file_only(
     server: SabioServer, sm: Any, models: dict[str, str]
 ) -> None:
     prefix = f"s3://data/{unique('dies')}"
@@ -510,17 +510,16 @@ def test_a_worker_that_dies_fails_the_job(
         BatchStrategy="SingleRecord",
         ModelClientConfig={"InvocationsMaxRetries": 0},
     )
-    described = wait(sm, name)
+    described = wait(sm, name, timeout=120)  # three workers start, one after the other
     assert described["TransformJobStatus"] == "Failed"
+    # The worker is replaced once; the record crashes the replacement too, so it is the cause.
     assert described["FailureReason"] == (
-        f"ClientError: {prefix}/a.csv: line 5: the connection to the model worker failed "
-        "(algo-1: ServerDisconnectedError). No output was written for this object. 1 more "
-        f"object(s) failed; see the data-log stream of {name} in /aws/sagemaker/TransformJobs. "
-        "The job stopped early: every model worker exited (algo-1 with code 3); see the worker "
-        f"streams of {name} in /aws/sagemaker/TransformJobs."
+        f"ClientError: {prefix}/a.csv: line 5: the model worker exited while transforming it "
+        "(algo-1 with code 3, then algo-1 with code 3). No output was written for this object."
     )
     assert not exists(server, f"{output}/a.csv.out")
-    assert not exists(server, f"{output}/b.csv.out")
+    good = read_object(server, f"{output}/b.csv.out").decode().splitlines()
+    assert [int(v) for v in good] == predictions(IRIS.data[:10])
 
 
 def test_the_model_sees_the_batch_environment(
@@ -618,7 +617,7 @@ def test_a_job_cut_off_by_a_restart_runs_again(tmp_path: Path) -> None:
         BatchStrategy="SingleRecord",
         Environment={"PREDICT_SLEEP": "0.05"},
     )
-    wait_for_data_log(first, name, "Transforming 1 object")
+    wait_for_data_log(first, name, "Transforming 1 object", timeout=90)
     stopping = time.monotonic()
     assert first.stop() == 0
     assert time.monotonic() - stopping < 15

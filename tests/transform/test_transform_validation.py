@@ -127,8 +127,8 @@ CASES: list[tuple[dict[str, Any], str]] = [
         "application/jsonlines; got 'image/png'.",
     ),
     (
-        {"DataCaptureConfig": {"DestinationS3Uri": "s3://capture/x"}},
-        "DataCaptureConfig is not supported for batch transform yet.",
+        {"DataCaptureConfig": {"DestinationS3Uri": "https://capture.example/x"}},
+        "DataCaptureConfig.DestinationS3Uri must be an s3:// URI, not 'https://capture.example/x'.",
     ),
     (
         {"TransformResources": {"InstanceType": "ml.g5.xlarge", "InstanceCount": 1}},

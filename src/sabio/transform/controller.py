@@ -5,8 +5,9 @@ prepared (`Deployer.plan`: model data, code directory, environment), starts `Ins
 model workers with the batch variables, hands the data to `TransformRun` in a thread, then
 stops the workers and records the outcome. The workers' output goes to
 `/aws/sagemaker/TransformJobs`, one stream per instance, and a `data-log` stream says what
-happened to each object. A job cut off by a server restart starts again from its first object
-(outputs are only ever written whole, so nothing half-done is left behind).
+happened to each object. A model worker that exits is replaced. A job cut off by a server
+restart runs again, keeping the objects whose whole output was written before (see
+`progress.py`); outputs are only ever written whole, so nothing half-done is left behind.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import logging
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,23 +42,21 @@ from sabio.resources import TRANSFORM_JOB
 from sabio.store.entities import Resource
 from sabio.store.repository import Repository
 from sabio.telemetry.logs import LineSink, LogStore
-from sabio.transform import jsonpath
-from sabio.transform.joins import Processor, data_format
+from sabio.transform.capture import InferenceIds, write_manifests
+from sabio.transform.inputs import InputError, InputObject, list_inputs
+from sabio.transform.options import options_of
+from sabio.transform.pool import Worker
+from sabio.transform.progress import Progress
 from sabio.transform.records import MULTI_RECORD, NONE, SINGLE_RECORD
-from sabio.transform.runner import (
-    InputError,
-    InputObject,
-    Options,
-    RunResult,
-    TransformRun,
-    Worker,
-    list_inputs,
-)
+from sabio.transform.results import RunResult
+from sabio.transform.runner import TransformRun
 from sabio.transform.service import MODEL_SNAPSHOT
+from sabio.transform.worker_logs import LOG_GROUP, VARIANT, LogTail
 
-LOG_GROUP = "/aws/sagemaker/TransformJobs"
-VARIANT = "algo"  # workers are algo-1 ... algo-N, like job instances
-_LOG_INTERVAL = 0.5
+log = logging.getLogger("sabio.transform")
+
+PROGRESS = "Progress"  # the objects already transformed, for a run after a restart
+_REPLACEMENTS_PER_INSTANCE = 4  # model workers started in place of ones that exited
 _STRATEGY_VARIABLE = {SINGLE_RECORD: "SINGLE_RECORD", MULTI_RECORD: "MULTI_RECORD"}
 _THREAD_VARIABLES = (
     "OMP_NUM_THREADS",
@@ -94,10 +94,15 @@ class TransformController(JobController):
         self.work_dir = work_dir
 
     def resumable(self, job: Resource) -> bool:
-        return True  # transforms are idempotent: the job runs again from its first object
+        return True  # the job runs again, skipping objects whose output is complete
+
+    def final_state(self, state: dict[str, Any], final: str) -> dict[str, Any]:
+        state.pop(PROGRESS, None)  # only a resumed run needs it
+        return state
 
     async def run_job(self, job: Resource, stop: asyncio.Event) -> None:
-        await self.update_state(job.name, TransformStartTime=time.time())
+        started = job.state.get("TransformStartTime") or time.time()  # kept across restarts
+        await self.update_state(job.name, TransformStartTime=started)
         try:
             prepared = await asyncio.to_thread(self._prepare, job)
         except (InputError, DeploymentError) as exc:
@@ -113,7 +118,7 @@ class TransformController(JobController):
         for index in range(prepared.plan.instance_count):
             log_path(self.deployer.logs_dir, job.name, VARIANT, index).unlink(missing_ok=True)
         running: list[RunningInstance] = []
-        tail = _LogTail(self.logs, self.deployer.logs_dir, job.name, epoch)
+        tail = LogTail(self.logs, self.deployer.logs_dir, job.name, epoch)
         tailing = asyncio.create_task(tail.follow(prepared.plan.instance_count))
         run: TransformRun | None = None
         try:
@@ -123,18 +128,23 @@ class TransformController(JobController):
                 reason = str(exc).replace(f"variant {VARIANT}", f"transform job {job.name}")
                 await self._end(job, FAILED, FailureReason=f"ClientError: {reason}"[:1024])
                 return
+            lost: list[str] = []
             with self.logs.stream_writer(LOG_GROUP, f"{job.name}/algo-1-{epoch}/data-log") as sink:
-                run = self._run(job, prepared, running, sink)
+                run = self._run(job, prepared, running, sink, started, lost)
                 result = await self._execute(run, stop)
-            exits = [
+            exits = lost + [
                 f"algo-{r.index + 1} with code {r.process.returncode}"
                 for r in sorted(running, key=lambda r: r.index)
                 if r.process.returncode is not None
             ]
+            capture_error = await self._capture(job, prepared, result, started)
             # Record the outcome with the workers' output so far, then stop them.
             await _cancel(tailing)
             await asyncio.to_thread(tail.drain, prepared.plan.instance_count, False)
-            await self._record(job, result, exits)
+            if capture_error and not result.stopped:
+                await self._end(job, FAILED, FailureReason=capture_error[:1024])
+            else:
+                await self._record(job, result, exits)
         except asyncio.CancelledError:
             if run is not None:
                 run.request_stop()
@@ -144,6 +154,25 @@ class TransformController(JobController):
             await _cancel(tailing)
             await asyncio.to_thread(tail.drain, prepared.plan.instance_count)
             shutil.rmtree(self.work_dir / job.name, ignore_errors=True)
+
+    async def _capture(
+        self, job: Resource, prepared: _Prepared, result: RunResult, started: float
+    ) -> str | None:
+        """Write the data capture manifests, if asked for; why that failed, if it did."""
+        capture = job.spec.get("DataCaptureConfig")
+        if not capture:
+            return None
+        written = {r.source for r in result.files if r.error is None}
+        done = [o for o in prepared.inputs if str(o.uri) in written]
+        try:
+            await asyncio.to_thread(
+                write_manifests, self.artifacts, capture, job.name, started, done
+            )
+        except (SabioError, OSError) as exc:
+            message = exc.message if isinstance(exc, SabioError) else str(exc)
+            where = capture["DestinationS3Uri"]
+            return f"ClientError: writing the data capture manifests to {where} failed: {message}"
+        return None
 
     async def _record(self, job: Resource, result: RunResult, exits: list[str]) -> None:
         fields: dict[str, Any] = {}
@@ -209,28 +238,65 @@ class TransformController(JobController):
             raise failures.exceptions[0] from None
 
     def _run(
-        self, job: Resource, prepared: _Prepared, running: list[RunningInstance], sink: LineSink
+        self,
+        job: Resource,
+        prepared: _Prepared,
+        running: list[RunningInstance],
+        sink: LineSink,
+        started: float,
+        lost: list[str],
     ) -> TransformRun:
         def data_log(line: str) -> None:
             with contextlib.suppress(ValueError):  # closed: the job was cut off
                 sink.write(line + "\n")
 
-        workers = [
-            Worker(
-                f"algo-{r.index + 1}",
-                r.endpoint.socket_path,
-                _alive(r),
-            )
-            for r in sorted(running, key=lambda r: r.index)
-        ]
+        loop = asyncio.get_running_loop()
+
+        def replace(slot: int) -> Awaitable[Worker]:
+            """Called in the run's event loop; the worker starts in the server's."""
+            replacing = self._replace(job.name, prepared.plan, running, slot, lost)
+            return asyncio.wrap_future(asyncio.run_coroutine_threadsafe(replacing, loop))
+
+        def save(done: dict[str, Any]) -> None:
+            current = self.repository.get(self.kind.key, job.name)
+            if current is not None:
+                state = {**current.state, PROGRESS: done}
+                self.repository.update(self.kind.key, job.name, state=state)
+
+        capture = job.spec.get("DataCaptureConfig") or {}
+        options = options_of(job.spec)
         return TransformRun(
             store=prepared.store,
             inputs=prepared.inputs,
-            workers=workers,
-            options=options_of(job.spec),
+            workers=[_worker(r) for r in sorted(running, key=lambda r: r.index)],
+            options=options,
             work_dir=self.work_dir / job.name,
             data_log=data_log,
+            replace=replace,
+            replacements=_REPLACEMENTS_PER_INSTANCE * prepared.plan.instance_count,
+            progress=Progress(job.state.get(PROGRESS) or {}, save),
+            stamp=InferenceIds(options.accept, started)
+            if capture.get("GenerateInferenceId")
+            else None,
         )
+
+    async def _replace(
+        self,
+        name: str,
+        plan: VariantPlan,
+        running: list[RunningInstance],
+        slot: int,
+        lost: list[str],
+    ) -> Worker:
+        """A new model worker in the slot of one that exited."""
+        for dead in [r for r in running if r.index == slot]:
+            lost.append(f"algo-{slot + 1} with code {dead.process.returncode}")
+            running.remove(dead)
+            await self.deployer.stop_instance(dead)
+        log.warning("model worker algo-%d of transform job %s exited; replacing it", slot + 1, name)
+        fresh = await self.deployer.start_instance(name, plan, slot)
+        running.append(fresh)
+        return _worker(fresh)
 
     @staticmethod
     async def _execute(run: TransformRun, stop: asyncio.Event) -> RunResult:
@@ -251,8 +317,11 @@ async def _cancel(task: asyncio.Task[None]) -> None:
         await task
 
 
-def _alive(running: RunningInstance) -> Callable[[], bool]:
-    return lambda: running.process.returncode is None
+def _worker(running: RunningInstance) -> Worker:
+    process = running.process
+    return Worker(
+        f"algo-{running.index + 1}", running.endpoint.socket_path, lambda: process.returncode
+    )
 
 
 def _thread_share(instance_type: str, count: int) -> dict[str, str]:
@@ -281,34 +350,6 @@ def _batch_environment(spec: dict[str, Any]) -> dict[str, str]:
     return env
 
 
-def options_of(spec: dict[str, Any]) -> Options:
-    transform_input = spec["TransformInput"]
-    transform_output = spec["TransformOutput"]
-    processing = spec.get("DataProcessing") or {}
-    client = spec.get("ModelClientConfig") or {}
-    assemble_with = transform_output.get("AssembleWith") or NONE
-    processor = Processor(
-        input_format=data_format(transform_input.get("ContentType")),
-        input_filter=jsonpath.parse(processing.get("InputFilter")),
-        join=processing.get("JoinSource") == "Input",
-        output_filter=jsonpath.parse(processing.get("OutputFilter")),
-        assemble_with=assemble_with,
-    )
-    return Options(
-        split_type=transform_input.get("SplitType") or NONE,
-        batch_strategy=spec.get("BatchStrategy"),
-        max_payload_mb=spec.get("MaxPayloadInMB"),
-        max_concurrent=spec.get("MaxConcurrentTransforms") or None,
-        content_type=transform_input.get("ContentType"),
-        accept=transform_output.get("Accept"),
-        compression=transform_input.get("CompressionType") or NONE,
-        assemble_with=assemble_with,
-        timeout=float(client.get("InvocationsTimeoutInSeconds", 600)),
-        max_retries=int(client.get("InvocationsMaxRetries", 3)),
-        processor=processor,
-    )
-
-
 def _failure_reason(result: RunResult, job: str, exits: list[str]) -> str:
     fatal = result.fatal
     if fatal is not None and exits:
@@ -327,37 +368,3 @@ def _failure_reason(result: RunResult, job: str, exits: list[str]) -> str:
     if fatal is not None and failures:
         reason += f" The job stopped early: {fatal}."
     return reason[:1024]
-
-
-class _LogTail:
-    """Copies the workers' output files into their log streams as lines arrive."""
-
-    def __init__(self, logs: LogStore, logs_dir: Path, job: str, epoch: int) -> None:
-        self.logs = logs
-        self.logs_dir = logs_dir
-        self.job = job
-        self.epoch = epoch
-        self.offsets: dict[int, int] = {}
-
-    async def follow(self, count: int) -> None:
-        while True:
-            await asyncio.sleep(_LOG_INTERVAL)
-            await asyncio.to_thread(self.drain, count, False)
-
-    def drain(self, count: int, final: bool = True) -> None:
-        for index in range(count):
-            path = log_path(self.logs_dir, self.job, VARIANT, index)
-            try:
-                with path.open("rb") as handle:
-                    handle.seek(self.offsets.get(index, 0))
-                    data = handle.read()
-            except FileNotFoundError:
-                continue
-            if not final:
-                data = data[: data.rfind(b"\n") + 1]
-            if not data:
-                continue
-            self.offsets[index] = self.offsets.get(index, 0) + len(data)
-            stream = f"{self.job}/algo-{index + 1}-{self.epoch}"
-            with self.logs.stream_writer(LOG_GROUP, stream) as sink:
-                sink.write(data.decode("utf-8", "replace"))

@@ -101,8 +101,9 @@ class TransformService(JobService):
         require_s3(source["S3Uri"], "TransformInput.DataSource.S3DataSource.S3Uri")
         transform_output = request["TransformOutput"]
         require_s3(transform_output["S3OutputPath"], "TransformOutput.S3OutputPath")
-        if request.get("DataCaptureConfig"):
-            raise ValidationError("DataCaptureConfig is not supported for batch transform yet.")
+        capture = request.get("DataCaptureConfig")
+        if capture:
+            require_s3(capture["DestinationS3Uri"], "DataCaptureConfig.DestinationS3Uri")
         payload = request.get("MaxPayloadInMB")
         if payload is not None and not 0 <= payload <= MAX_PAYLOAD_MB:
             raise ValidationError(
