@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sabio.artifacts.errors import InvalidPartError
+from sabio.artifacts.errors import InvalidPartError, NoSuchUploadError
 from sabio.artifacts.local import LocalArtifactStore
 from sabio.artifacts.store import MIN_PART_BYTES
 from sabio.artifacts.uri import ObjectUri
@@ -96,3 +96,23 @@ def test_parts_written_before_a_reboot_are_checked(store: LocalArtifactStore) ->
         parts[0] = (1, writer.commit().etag)
     store.complete_multipart_upload(URI, upload, parts)
     assert store.path_for(URI).read_bytes() == b"".join(PARTS)
+
+
+def test_uploads_started_before_a_cutoff_are_aborted(store: LocalArtifactStore) -> None:
+    old = store.create_multipart_upload(URI)
+    upload_parts(store, old)
+    crashed = upload_dir(store, "0" * 32)  # a create cut off before its description
+    crashed.mkdir()
+    os.utime(crashed, (0, 0))
+    cutoff = json.loads((upload_dir(store, old) / "upload.json").read_text())["initiated"] + 0.001
+    young = store.create_multipart_upload(ObjectUri("s3", "bucket", "young.bin"))
+    description = upload_dir(store, young) / "upload.json"
+    description.write_text(
+        json.dumps({**json.loads(description.read_text()), "initiated": cutoff + 60})
+    )
+
+    assert store.abort_uploads_started_before(cutoff) == 2
+    assert not upload_dir(store, old).exists() and not crashed.exists()
+    assert [u.upload_id for u in store.list_multipart_uploads("bucket")] == [young]
+    with pytest.raises(NoSuchUploadError):
+        store.list_parts(URI, old)

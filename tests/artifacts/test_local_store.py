@@ -180,9 +180,20 @@ def test_write_of_empty_and_large_objects(store: LocalArtifactStore) -> None:
 
 
 def test_write_rejects_a_uri_that_names_no_object(store: LocalArtifactStore) -> None:
-    for uri in ("s3://bucket", "s3://bucket/dir/"):
+    for uri in ("s3://bucket", "s3://bucket/"):
         with pytest.raises(ValidationError, match="does not name an object"):
             put(store, uri, b"x")
+
+
+def test_a_folder_marker_is_a_hidden_file_in_its_directory(
+    store: LocalArtifactStore, root: Path
+) -> None:
+    put(store, "s3://bucket/data/", b"")
+    put(store, "s3://bucket/data/x.csv", b"1")
+    assert files_on_disk(root) == ["bucket/data/.sabio-folder", "bucket/data/x.csv"]
+    assert keys(store, "s3://bucket/") == ["data/", "data/x.csv"]
+    with pytest.raises(ValidationError, match="reserves for folder markers"):
+        put(store, "s3://bucket/data/.sabio-folder", b"clash")
 
 
 def test_failed_write_leaves_no_object_and_no_temp_file(

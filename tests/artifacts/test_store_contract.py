@@ -280,10 +280,27 @@ def test_keys_that_could_leave_the_bucket_are_rejected(
     assert keys(store, bucket) == []
 
 
-def test_keys_that_name_no_object_are_rejected(store: ArtifactStore, bucket: str) -> None:
-    for key in ("", "dir/"):
-        with pytest.raises(ValidationError, match="does not name an object"):
-            store.write(uri(bucket, key), io.BytesIO(b"x"))
+def test_an_empty_key_names_no_object(store: ArtifactStore, bucket: str) -> None:
+    with pytest.raises(ValidationError, match="does not name an object"):
+        store.write(uri(bucket, ""), io.BytesIO(b"x"))
+
+
+def test_folder_markers_live_beside_the_keys_under_them(store: ArtifactStore, bucket: str) -> None:
+    put(store, bucket, "data/", b"")
+    put(store, bucket, "data/train.csv", b"1,2")
+    put(store, bucket, "data/deep/", b"marker with bytes")
+    assert keys(store, bucket) == ["data/", "data/deep/", "data/train.csv"]
+    assert keys(store, bucket, "data/d") == ["data/deep/"]
+    marker = store.stat(uri(bucket, "data/"))
+    assert marker is not None and (marker.size, marker.etag) == (0, md5(b""))
+    assert read(store, bucket, "data/deep/") == b"marker with bytes"
+    assert store.delete(uri(bucket, "data/"))
+    assert store.stat(uri(bucket, "data/")) is None
+    assert keys(store, bucket) == ["data/deep/", "data/train.csv"]
+    assert store.delete(uri(bucket, "data/train.csv"))
+    assert store.delete(uri(bucket, "data/deep/"))
+    assert keys(store, bucket) == []
+    store.delete_bucket(bucket)  # nothing left behind on disk either
 
 
 # Buckets

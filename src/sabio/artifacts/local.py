@@ -22,6 +22,7 @@ from sabio.artifacts.errors import (
 )
 from sabio.artifacts.local_files import LocalObjectReader, TempFile
 from sabio.artifacts.local_metadata import (
+    FOLDER_FILE,
     PARTIAL_PREFIX,
     BucketRecords,
     FileIdentity,
@@ -33,6 +34,7 @@ from sabio.artifacts.store import (
     CHUNK,
     ArtifactStore,
     BucketInfo,
+    Chunk,
     ObjectInfo,
     ObjectMetadata,
     PartInfo,
@@ -61,7 +63,7 @@ class LocalObjectWriter(Writer[ObjectInfo]):
         self.temp = store.temp_file_for(uri, hashing=hashing)
         self._done = False
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: Chunk) -> None:
         self.temp.write(data)
 
     def commit(self, checksums: Mapping[str, str] | None = None) -> ObjectInfo:
@@ -103,7 +105,10 @@ class LocalArtifactStore(ArtifactStore):
     # Paths
 
     def path_for(self, uri: ObjectUri) -> Path:
-        """The file behind a URI; a path that resolves outside its bucket is rejected."""
+        """The file behind a URI; a path that resolves outside its bucket is rejected.
+
+        A key ending in `/` (a folder marker, as consoles and `mkdir` in s3fs make) is the file
+        FOLDER_FILE inside the directory of that name, so `a/` and `a/b` can both exist."""
         if not valid_bucket(uri.bucket):
             raise ValidationError(f"'{uri}' does not name a valid bucket.")
         check_key(uri.key, str(uri))
@@ -112,6 +117,8 @@ class LocalArtifactStore(ArtifactStore):
         resolved = path.resolve()
         if resolved != bucket_dir and not resolved.is_relative_to(bucket_dir):
             raise ValidationError(f"'{uri}' resolves outside its bucket.")
+        if uri.key.endswith("/") and resolved != bucket_dir:
+            return resolved / FOLDER_FILE
         return resolved
 
     def validate_key(self, uri: ObjectUri) -> None:
@@ -128,6 +135,11 @@ class LocalArtifactStore(ArtifactStore):
                     f"The key of '{uri}' has a path segment longer than {_MAX_NAME_BYTES} bytes, "
                     "which the embedded store cannot keep as a file name."
                 )
+            if segment == FOLDER_FILE:
+                raise ValidationError(
+                    f"The key of '{uri}' has a segment '{FOLDER_FILE}', which the embedded store "
+                    "reserves for folder markers (keys ending in '/')."
+                )
             if segment.startswith(PARTIAL_PREFIX):
                 raise ValidationError(
                     f"The key of '{uri}' has a segment starting with '{PARTIAL_PREFIX}', which "
@@ -137,7 +149,7 @@ class LocalArtifactStore(ArtifactStore):
     def target_path(self, uri: ObjectUri) -> Path:
         """The object's path once its directories (and bucket) exist; fails for keys that
         clash with another object on disk."""
-        if not uri.key or uri.key.endswith("/"):
+        if not uri.key or uri.key == "/":
             raise ValidationError(f"'{uri}' does not name an object.")
         self.validate_key(uri)
         path = self.path_for(uri)
@@ -210,13 +222,13 @@ class LocalArtifactStore(ArtifactStore):
             stat = path.stat()
         except (FileNotFoundError, NotADirectoryError):
             return None
-        if not path.is_file() or not uri.key or uri.key.endswith("/"):
+        if not path.is_file() or not uri.key:
             return None
         return self._describe(uri, FileIdentity.of(stat))
 
     def open_read(self, uri: ObjectUri, start: int = 0, length: int | None = None) -> BinaryIO:
         path = self.path_for(uri)
-        if not uri.key or uri.key.endswith("/") or not path.is_file():
+        if not uri.key or not path.is_file():
             raise no_such_key(uri)
         handle = path.open("rb")
         handle.seek(start)
@@ -226,7 +238,7 @@ class LocalArtifactStore(ArtifactStore):
 
     def open_object(self, uri: ObjectUri) -> LocalObjectReader:
         path = self.path_for(uri)
-        if not uri.key or uri.key.endswith("/") or not path.is_file():
+        if not uri.key or not path.is_file():
             raise no_such_key(uri)
         try:
             fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
@@ -281,6 +293,8 @@ class LocalArtifactStore(ArtifactStore):
                 if filename.startswith(PARTIAL_PREFIX) or full.is_symlink():
                     continue
                 key = full.relative_to(bucket_dir).as_posix()
+                if filename == FOLDER_FILE:
+                    key = key.removesuffix(FOLDER_FILE)  # the folder marker `<dir>/`
                 if key.startswith(prefix.key) and key > start_after:
                     found.append((key, full))
         for key, full in sorted(found):
@@ -392,6 +406,9 @@ class LocalArtifactStore(ArtifactStore):
 
     def list_multipart_uploads(self, bucket: str, prefix: str = "") -> builtins.list[UploadInfo]:
         return self.uploads.list(bucket, prefix)
+
+    def abort_uploads_started_before(self, cutoff: float) -> int:
+        return self.uploads.abort_started_before(cutoff)
 
 
 def _window(handle: BinaryIO, length: int) -> Iterator[bytes]:

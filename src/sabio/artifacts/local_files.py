@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from sabio.artifacts.local_metadata import PARTIAL_PREFIX, FileIdentity
-from sabio.artifacts.store import CHUNK, ObjectInfo, ObjectReader
+from sabio.artifacts.store import CHUNK, Chunk, ObjectInfo, ObjectReader
 
 
 class TempFile:
@@ -31,13 +31,13 @@ class TempFile:
         assert self._md5 is not None, "this file was opened without hashing"
         return self._md5.hexdigest()
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: Chunk) -> None:
         assert self.fd is not None, "write after finish"
         if self._md5 is not None:
             self._md5.update(data)
         self._write_all(data)
 
-    def _write_all(self, data: bytes) -> None:
+    def _write_all(self, data: Chunk) -> None:
         assert self.fd is not None, "write after finish"
         view = memoryview(data)
         while view:

@@ -24,6 +24,7 @@ from sabio.artifacts.store import ObjectMetadata
 
 STATE_DIR = ".sabio"
 PARTIAL_PREFIX = ".sabio-partial-"
+FOLDER_FILE = ".sabio-folder"  # holds the object `<dir>/` inside the directory `<dir>`
 _METADATA_FIELDS = (
     "content_type",
     "content_disposition",

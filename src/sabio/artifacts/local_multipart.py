@@ -84,7 +84,7 @@ class LocalUploads:
     def create(
         self, uri: ObjectUri, metadata: ObjectMetadata, checksum_algorithm: str | None
     ) -> str:
-        if not uri.key or uri.key.endswith("/"):
+        if not uri.key or uri.key == "/":
             raise ValidationError(f"'{uri}' does not name an object.")
         self.store.validate_key(uri)
         self.store.path_for(uri)  # refuses keys that resolve outside the bucket
@@ -280,6 +280,24 @@ class LocalUploads:
             uri = ObjectUri("s3", bucket, str(data["key"]))
             found.append(_upload_info(uri, directory.name, data))
         return sorted(found, key=lambda u: (u.uri.key, u.initiated))
+
+    def abort_started_before(self, cutoff: float) -> int:
+        """Remove the uploads initiated before `cutoff`, in every bucket."""
+        if not self.dir.is_dir():
+            return 0
+        aborted = 0
+        for base in self.dir.iterdir():
+            for directory in base.iterdir() if base.is_dir() else ():
+                data = read_json(directory / "upload.json")
+                initiated = data.get("initiated") if data is not None else None
+                if not isinstance(initiated, int | float):  # left by a crash while creating
+                    initiated = directory.stat().st_mtime
+                if initiated >= cutoff:
+                    continue
+                with self.lock(directory.name):
+                    shutil.rmtree(directory, ignore_errors=True)
+                aborted += 1
+        return aborted
 
     def drop_bucket(self, bucket: str) -> None:
         shutil.rmtree(self.dir / bucket, ignore_errors=True)

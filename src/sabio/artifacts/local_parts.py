@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from sabio.artifacts.errors import no_such_upload
 from sabio.artifacts.local_files import TempFile
 from sabio.artifacts.local_metadata import FileIdentity, boot_id
-from sabio.artifacts.store import PartInfo, Writer
+from sabio.artifacts.store import Chunk, PartInfo, Writer
 from sabio.errors import ValidationError
 
 if TYPE_CHECKING:
@@ -91,7 +91,7 @@ class LocalPartWriter(Writer[PartInfo]):
         else:
             self.temp = TempFile(directory)
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: Chunk) -> None:
         if self.temp is not None:
             self.temp.write(data)
             return

@@ -107,7 +107,7 @@ class S3ArtifactStore(ArtifactStore):
 
     def stat(self, uri: ObjectUri) -> ObjectInfo | None:
         self.validate_key(uri)
-        if not uri.key or uri.key.endswith("/"):
+        if not uri.key:
             return None
         try:
             response = self.client.head_object(
@@ -149,7 +149,7 @@ class S3ArtifactStore(ArtifactStore):
         self, uri: ObjectUri, metadata: ObjectMetadata | None = None
     ) -> Writer[ObjectInfo]:
         self.validate_key(uri)
-        if not uri.key or uri.key.endswith("/"):
+        if not uri.key:
             raise ValidationError(f"'{uri}' does not name an object.")
         return S3ObjectWriter(self, uri, metadata)
 
@@ -259,7 +259,7 @@ class S3ArtifactStore(ArtifactStore):
         checksum_algorithm: str | None = None,
     ) -> str:
         self.validate_key(uri)
-        if not uri.key or uri.key.endswith("/"):
+        if not uri.key:
             raise ValidationError(f"'{uri}' does not name an object.")
         response = self._call(
             "create_multipart_upload",

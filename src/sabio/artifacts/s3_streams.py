@@ -12,6 +12,7 @@ from typing import IO, TYPE_CHECKING, Any
 from sabio.artifacts.s3_errors import translate
 from sabio.artifacts.store import (
     CHUNK,
+    Chunk,
     ObjectInfo,
     ObjectMetadata,
     ObjectReader,
@@ -101,7 +102,7 @@ class S3ObjectWriter(Writer[ObjectInfo]):
         self.parts: list[tuple[int, str]] = []
         self._done = False
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: Chunk) -> None:
         self.buffer += data
         while len(self.buffer) >= self.store.part_bytes:
             self._flush(self.store.part_bytes)
@@ -164,7 +165,7 @@ class S3PartWriter(Writer[PartInfo]):
         self.spool: IO[bytes] | None = None
         self.size = 0
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: Chunk) -> None:
         if self.spool is None:
             self.spool = tempfile.SpooledTemporaryFile(max_size=PART_BYTES)  # noqa: SIM115
         self.spool.write(data)

@@ -73,6 +73,7 @@ class UploadInfo:
 
 
 T = TypeVar("T")
+Chunk = bytes | bytearray | memoryview  # what writers accept
 
 
 class Writer(abc.ABC, Generic[T]):
@@ -81,7 +82,9 @@ class Writer(abc.ABC, Generic[T]):
     Used as a context manager, an exception (or leaving without commit) aborts it."""
 
     @abc.abstractmethod
-    def write(self, data: bytes) -> None: ...
+    def write(self, data: Chunk) -> None:
+        """Append `data`, which may be a view of a buffer the caller reuses once this returns:
+        copy what is kept beyond the call."""
 
     @abc.abstractmethod
     def commit(self, checksums: Mapping[str, str] | None = None) -> T:
@@ -252,6 +255,12 @@ class ArtifactStore(abc.ABC):
     @abc.abstractmethod
     def list_multipart_uploads(self, bucket: str, prefix: str = "") -> builtins.list[UploadInfo]:
         """Uploads in progress, by key then initiation time."""
+
+    def abort_uploads_started_before(self, cutoff: float) -> int:
+        """Abort every multipart upload initiated before `cutoff` (epoch seconds), freeing its
+        parts; the number aborted. A backend whose service expires abandoned uploads itself
+        (S3's lifecycle rules) keeps this default and leaves them to it."""
+        return 0
 
     # Files
 

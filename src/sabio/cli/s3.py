@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sabio.artifacts.markers import without_folder_markers
 from sabio.artifacts.registry import from_settings
 from sabio.config import Settings
 from sabio.errors import ValidationError
@@ -35,7 +36,7 @@ def copy(settings: Settings, source: str, destination: str, *, recursive: bool =
     store, origin = registry.resolve(source)
     local = Path(destination)
     if recursive:
-        for info in store.list(origin):
+        for info in without_folder_markers(store.list(origin)):
             rest = info.uri.key[len(origin.key) :]
             if origin.key and not origin.key.endswith("/") and rest and not rest.startswith("/"):
                 continue  # a sibling: `tree` names the directory `tree/`, not `treehouse/`

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sabio.artifacts.markers import without_folder_markers
 from sabio.artifacts.registry import ArtifactRegistry
 from sabio.artifacts.store import ArtifactStore, ObjectInfo
 from sabio.artifacts.uri import ObjectUri, parse
@@ -34,7 +35,7 @@ def resolve_objects(
     data_type = source.get("S3DataType", "S3Prefix")
     store, parsed = artifacts.resolve(uri)
     if data_type == "S3Prefix":
-        objects = [o for o in store.list(parsed) if not o.uri.key.endswith("/")]
+        objects = list(without_folder_markers(store.list(parsed)))
         found = [
             ChannelObject(
                 o, o.uri.key[len(parsed.key) :].lstrip("/") or o.uri.key.rsplit("/", 1)[-1]

@@ -10,6 +10,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from sabio.artifacts.markers import without_folder_markers
 from sabio.artifacts.registry import ArtifactRegistry
 
 
@@ -59,7 +60,7 @@ class ModelDataCache:
     def prefix(self, uri: str) -> Path:
         """Copy every object under an S3 prefix (uncompressed model data)."""
         store, parsed = self.artifacts.resolve(uri)
-        objects = list(store.list(parsed))
+        objects = list(without_folder_markers(store.list(parsed)))
         if not objects:
             raise ModelDataError(f"Failed to download model data from {uri}: no objects there.")
         identity = "|".join(f"{o.uri.key}:{o.size}:{o.modified}" for o in objects)

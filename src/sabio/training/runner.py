@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from sabio import instance_types
+from sabio.artifacts.markers import without_folder_markers
 from sabio.artifacts.uri import parse
 from sabio.compute.sandbox import bubblewrap_available
 from sabio.environments import images
@@ -168,7 +169,7 @@ class TrainingRunner(JobRunner):
             return
         store, prefix = self.artifacts.resolve(checkpoint["S3Uri"])
         base = prefix.key if not prefix.key or prefix.key.endswith("/") else prefix.key + "/"
-        for info in store.list(prefix):
+        for info in without_folder_markers(store.list(prefix)):
             relative = info.uri.key[len(base) :] if info.uri.key.startswith(base) else ""
             if not relative:
                 continue

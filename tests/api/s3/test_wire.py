@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import socket
 import time
 import zlib
@@ -216,3 +217,20 @@ def test_other_services_are_not_taken_for_s3(server: SabioServer, raw: Any) -> N
     )
     with urllib.request.urlopen(request) as response:
         assert "Models" in json.loads(response.read())
+
+
+def test_large_bodies_are_checked_by_every_algorithm(raw: Any, s3: Any, bucket: str) -> None:
+    """Bodies of several blocks, one after another: each is hashed whole and stored intact."""
+    for index in range(3):
+        data = os.urandom(3 * 1024 * 1024 + 5 + index)
+        headers = {
+            "x-amz-checksum-crc32c": crc32c(data),
+            "x-amz-checksum-sha1": b64(hashlib.sha1(data, usedforsecurity=False).digest()),
+            "Content-MD5": b64(hashlib.md5(data, usedforsecurity=False).digest()),
+            "x-amz-content-sha256": hashlib.sha256(data).hexdigest(),
+        }
+        assert raw("PUT", f"/{bucket}/big-{index}", data, headers).status == 200
+        assert s3.get_object(Bucket=bucket, Key=f"big-{index}")["Body"].read() == data
+    data = os.urandom(2 * 1024 * 1024)
+    bad = {"x-amz-checksum-crc32c": crc32c(data[:-1] + bytes([data[-1] ^ 1]))}
+    assert b"<Code>BadDigest</Code>" in raw("PUT", f"/{bucket}/bad", data, bad).body

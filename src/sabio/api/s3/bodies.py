@@ -1,6 +1,7 @@
 """Streaming object bodies between the socket and the store, never holding an object whole.
 
-Uploads are received on the event loop and written (and hashed) on the gateway's threads one
+Uploads are received on the event loop, gathered into pooled 1 MiB blocks, and written (and
+hashed, every digest over the same block while it is in cache) on the gateway's threads one
 block at a time, the next block being received while the previous one is written. Downloads
 read the next chunk on a thread while the current one is sent."""
 
@@ -10,13 +11,13 @@ import asyncio
 import queue
 from collections.abc import Callable, Iterator
 
+from sabio.api.s3.blocks import BLOCK
 from sabio.api.s3.checksums import BodyVerifier
 from sabio.api.s3.chunked import AwsChunkedDecoder
 from sabio.api.s3.errors import EntityTooLargeError, IncompleteBodyError, InvalidArgumentError
 from sabio.api.s3.wire import S3Request, base_headers, encode_headers
-from sabio.artifacts.store import ObjectReader
+from sabio.artifacts.store import Chunk, ObjectReader
 
-BLOCK = 1024 * 1024
 MAX_UPLOAD_BYTES = 5 * 1024**3  # S3's limit for one PutObject or UploadPart
 
 
@@ -52,14 +53,16 @@ class UploadBody:
         )
         self.decoder = AwsChunkedDecoder() if self.chunked else None
 
-    async def pump(self, sink: Callable[[bytes], None]) -> dict[str, str]:
+    async def pump(self, sink: Callable[[Chunk], None]) -> dict[str, str]:
         """Send the body to `sink` on a gateway thread; return the verified checksums.
 
-        Raises IncompleteBody if the client stops early (nothing must be committed then)."""
+        The sink may be handed a view of a pooled block that is reused once it returns: it
+        must copy what it keeps. Raises IncompleteBody if the client stops early (nothing must
+        be committed then)."""
         request = self.request
         writer = _SerialSink(request, self._absorb, sink)
-        block: list[bytes] = []
-        block_size = total = 0
+        block: bytearray | None = None
+        fill = total = 0
         try:
             while True:
                 message = await request.receive()
@@ -77,15 +80,29 @@ class UploadBody:
                         raise EntityTooLargeError(
                             "Your proposed upload exceeds the maximum allowed size."
                         )
-                    block.append(data)
-                    block_size += len(data)
-                if block and (block_size >= BLOCK or not more):
-                    await writer.put(block[0] if len(block) == 1 else b"".join(block))
-                    block, block_size = [], 0
+                if data and block is None and (not more or len(data) >= BLOCK):
+                    await writer.put(data, None)  # whole already: no copy
+                    data = b""
+                view = memoryview(data)
+                while view:
+                    if block is None:
+                        block, fill = request.blocks.take(), 0
+                    take = min(len(view), BLOCK - fill)
+                    block[fill : fill + take] = view[:take]
+                    fill += take
+                    view = view[take:]
+                    if fill == BLOCK:
+                        full, block = block, None
+                        await writer.put(full, full)
                 if not more:
+                    if block is not None:
+                        last, block = block, None
+                        await writer.put(memoryview(last)[:fill], last)
                     break
             request.body_consumed = True
         finally:
+            if block is not None:
+                request.blocks.give(block)
             await writer.close()  # never leave a thread writing while the caller aborts
         trailers = self.decoder.finish() if self.decoder is not None else {}
         if self.size is not None and total != self.size:
@@ -96,7 +113,7 @@ class UploadBody:
         self.verifier.expect(trailers)
         return self.verifier.verify()
 
-    def _absorb(self, sink: Callable[[bytes], None], data: bytes) -> None:
+    def _absorb(self, sink: Callable[[Chunk], None], data: Chunk) -> None:
         self.verifier.update(data)
         sink(data)
 
@@ -104,37 +121,45 @@ class UploadBody:
 class _SerialSink:
     """Hands blocks, in order, to one gateway thread, with up to `depth` blocks waiting: the
     next blocks are received while earlier ones are hashed and written, and a slow disk
-    holds the client back (TCP flow control) instead of filling memory."""
+    holds the client back (TCP flow control) instead of filling memory. Pooled blocks go back
+    to the pool once written."""
 
     def __init__(
         self,
         request: S3Request,
-        absorb: Callable[[Callable[[bytes], None], bytes], None],
-        sink: Callable[[bytes], None],
+        absorb: Callable[[Callable[[Chunk], None], Chunk], None],
+        sink: Callable[[Chunk], None],
         depth: int = 8,
     ) -> None:
         self._loop = asyncio.get_running_loop()
-        self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[Chunk, bytearray | None] | None] = queue.SimpleQueue()
         self._slots = asyncio.Semaphore(depth)
         self._absorb, self._sink = absorb, sink
+        self._blocks = request.blocks
         self._error: BaseException | None = None
         self._done = request.run(self._consume)
 
     def _consume(self) -> None:
-        while (block := self._queue.get()) is not None:
+        while (item := self._queue.get()) is not None:
+            data, block = item
             try:
                 if self._error is None:
-                    self._absorb(self._sink, block)
+                    self._absorb(self._sink, data)
             except BaseException as error:  # reported by put() and close()
                 self._error = error
             finally:
+                if block is not None:
+                    self._blocks.give(block)
                 self._loop.call_soon_threadsafe(self._slots.release)
 
-    async def put(self, block: bytes) -> None:
+    async def put(self, data: Chunk, block: bytearray | None) -> None:
+        """Queue `data`; `block` (the pooled buffer behind it, if any) is given back after."""
         if self._error is not None:
+            if block is not None:
+                self._blocks.give(block)
             raise self._error
         await self._slots.acquire()
-        self._queue.put(block)
+        self._queue.put((data, block))
 
     async def close(self) -> None:
         self._queue.put(None)

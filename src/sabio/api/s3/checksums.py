@@ -22,6 +22,7 @@ from sabio.api.s3.errors import (
     InvalidRequestError,
     SHA256MismatchError,
 )
+from sabio.artifacts.store import Chunk
 
 ALGORITHMS = ("CRC32", "CRC32C", "SHA1", "SHA256")
 _UNSUPPORTED = ("CRC64NVME",)
@@ -29,7 +30,7 @@ _PAYLOAD_PLACEHOLDERS = ("UNSIGNED-PAYLOAD", "STREAMING-")
 
 
 class Digest(Protocol):
-    def update(self, data: bytes) -> None: ...
+    def update(self, data: Chunk, /) -> None: ...
 
     def digest(self) -> bytes: ...
 
@@ -38,7 +39,7 @@ class _Crc32:
     def __init__(self) -> None:
         self.value = 0
 
-    def update(self, data: bytes) -> None:
+    def update(self, data: Chunk) -> None:
         self.value = zlib.crc32(data, self.value)
 
     def digest(self) -> bytes:
@@ -49,8 +50,11 @@ class _Crc32c:
     def __init__(self) -> None:
         self.value = 0
 
-    def update(self, data: bytes) -> None:
-        self.value = google_crc32c.extend(self.value, data)
+    def update(self, data: Chunk) -> None:
+        # google_crc32c takes only read-only buffers
+        self.value = google_crc32c.extend(
+            self.value, data if isinstance(data, bytes) else bytes(data)
+        )
 
     def digest(self) -> bytes:
         return int(self.value).to_bytes(4, "big")
@@ -143,7 +147,7 @@ class BodyVerifier:
             self.payload_sha256 = sha256.lower()
             self.digests.setdefault("SHA256", new_digest("SHA256"))
 
-    def update(self, data: bytes) -> None:
+    def update(self, data: Chunk) -> None:
         for digest in self.digests.values():
             digest.update(data)
 

@@ -4,20 +4,22 @@ S3 clients are told apart from every other client by their signature: SigV4 with
 `s3` in the credential scope (`Authorization` header or presigned `X-Amz-Credential`), or the
 S3-only SigV2. SageMaker clients sign as `sagemaker` and CloudWatch Logs as `logs`, so the
 check costs one header look-up before the runtime and control plane see a request. Requests
-are path-style (`/bucket/key`)."""
+are path-style (`/bucket/key`), or virtual-hosted style (`Host: bucket.<base>`, path `/key`)
+under the configured base host names."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import unquote
 
 from sabio.api.runtime import ASGIApp, Scope, Send
 from sabio.api.s3 import buckets, copying, listing, multipart, objects
+from sabio.api.s3.blocks import BlockPool
 from sabio.api.s3.errors import (
     MethodNotAllowedError,
     NotImplementedS3Error,
@@ -146,6 +148,7 @@ class S3Gateway:
         *,
         external: str | None = None,
         threads: int = 64,
+        virtual_hosts: Sequence[str] = (),
     ) -> None:
         self._store_factory = store
         self.region = region
@@ -153,6 +156,8 @@ class S3Gateway:
         self._threads = threads
         self._pool: ThreadPoolExecutor | None = None
         self._store: ArtifactStore | None = None
+        self._blocks = BlockPool()
+        self._virtual_hosts = tuple(virtual_hosts)
 
     def wrap(self, app: ASGIApp) -> ASGIApp:
         async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
@@ -190,7 +195,16 @@ class S3Gateway:
                     f"{self.external}; point AWS_ENDPOINT_URL_S3 there."
                 )
             store = self._store or await self._run(self.store)  # built once, off the loop
-            request = S3Request.from_scope(scope, receive, tracked, self._run, store, self.region)
+            request = S3Request.from_scope(
+                scope,
+                receive,
+                tracked,
+                self._run,
+                store,
+                self.region,
+                self._blocks,
+                self._virtual_hosts,
+            )
             await route(request)(request)
         except SabioError as error:
             if started:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote_to_bytes
 
 from sabio.api.runtime import Scope, Send
+from sabio.api.s3.blocks import BlockPool
 from sabio.api.s3.errors import InvalidURIError
 from sabio.artifacts.store import ArtifactStore
 from sabio.artifacts.uri import ObjectUri
@@ -38,6 +39,7 @@ class S3Request:
     headers: dict[str, str]
     request_id: str = field(default_factory=new_request_id)
     body_consumed: bool = False
+    blocks: BlockPool = field(default_factory=BlockPool)  # the gateway's, shared
 
     @classmethod
     def from_scope(
@@ -48,22 +50,35 @@ class S3Request:
         run: Runner,
         store: ArtifactStore,
         region: str,
+        blocks: BlockPool | None = None,
+        virtual_hosts: Sequence[str] = (),
     ) -> S3Request:
+        """`virtual_hosts`: base host names under which `<bucket>.<base>` names the bucket
+        (virtual-hosted style); any other host is addressed path-style (`/bucket/key`)."""
         raw: bytes = scope.get("raw_path") or scope["path"].encode()
         try:
             path = unquote_to_bytes(raw).decode("utf-8")
         except UnicodeDecodeError:
             raise InvalidURIError("Couldn't parse the specified URI.") from None
-        bucket, _, key = path.lstrip("/").partition("/") if path.startswith("/") else ("", "", "")
-        query_string = scope.get("query_string", b"").decode("latin-1")
-        query = dict(parse_qsl(query_string, keep_blank_values=True))
         headers: dict[str, str] = {}
         for name, value in scope["headers"]:
             text = name.decode("latin-1")
             decoded = value.decode("latin-1")
             headers[text] = f"{headers[text]},{decoded}" if text in headers else decoded
+        bucket = virtual_bucket(headers.get("host", ""), virtual_hosts)
+        if bucket:
+            key = path[1:] if path.startswith("/") else ""
+        else:
+            bucket, _, key = (
+                path.lstrip("/").partition("/") if path.startswith("/") else ("", "", "")
+            )
+        query_string = scope.get("query_string", b"").decode("latin-1")
+        query = dict(parse_qsl(query_string, keep_blank_values=True))
         method = scope["method"]
-        return cls(scope, receive, send, run, store, region, method, bucket, key, query, headers)
+        request = cls(scope, receive, send, run, store, region, method, bucket, key, query, headers)
+        if blocks is not None:
+            request.blocks = blocks
+        return request
 
     @property
     def uri(self) -> ObjectUri:
@@ -87,6 +102,20 @@ class S3Request:
             return value.encode("latin-1").decode("utf-8")
         except UnicodeDecodeError:
             return value
+
+
+def virtual_bucket(host: str, bases: Sequence[str]) -> str:
+    """The bucket a `Host` names under one of `bases` (`my-bucket.localhost:8080` under
+    `localhost`), or "" when it names none (the base itself, an IP address, another name)."""
+    name = host.strip().lower()
+    if name.startswith("["):  # an IPv6 literal
+        return ""
+    name = name.rpartition(":")[0] if ":" in name else name
+    for base in bases:
+        suffix = "." + base.strip(".").lower()
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return ""
 
 
 def base_headers(request: S3Request) -> list[tuple[bytes, bytes]]:
