@@ -1,0 +1,67 @@
+"""The topic and subscription attributes Sabio honours, checked the way SNS checks them.
+
+SNS knows many more (policies, KMS keys, filter and redrive policies, FIFO). Sabio refuses
+those by name rather than storing settings it would not act on."""
+
+from __future__ import annotations
+
+from sabio.notifications.errors import invalid
+
+TOPIC_SETTABLE = ("DisplayName", "SignatureVersion")
+TOPIC_UNSUPPORTED = frozenset(
+    {
+        "Policy", "DeliveryPolicy", "KmsMasterKeyId", "TracingConfig", "FifoTopic",
+        "ContentBasedDeduplication", "ArchivePolicy", "DataProtectionPolicy", "FifoThroughputScope",
+        "ApplicationSuccessFeedbackRoleArn", "ApplicationSuccessFeedbackSampleRate",
+        "ApplicationFailureFeedbackRoleArn", "HTTPSuccessFeedbackRoleArn",
+        "HTTPSuccessFeedbackSampleRate", "HTTPFailureFeedbackRoleArn",
+        "LambdaSuccessFeedbackRoleArn", "LambdaSuccessFeedbackSampleRate",
+        "LambdaFailureFeedbackRoleArn", "SQSSuccessFeedbackRoleArn",
+        "SQSSuccessFeedbackSampleRate", "SQSFailureFeedbackRoleArn",
+        "FirehoseSuccessFeedbackRoleArn", "FirehoseSuccessFeedbackSampleRate",
+        "FirehoseFailureFeedbackRoleArn",
+    }
+)  # fmt: skip
+
+SUBSCRIPTION_SETTABLE = ("RawMessageDelivery",)
+SUBSCRIPTION_UNSUPPORTED = frozenset(
+    {
+        "DeliveryPolicy", "FilterPolicy", "FilterPolicyScope", "RedrivePolicy",
+        "SubscriptionRoleArn", "ReplayPolicy",
+    }
+)  # fmt: skip
+
+
+def topic_attribute(name: str, value: str, *, member: str) -> tuple[str, str]:
+    """The attribute as stored; `member` is `Attributes` (CreateTopic) or `AttributeName`."""
+    if name == "FifoTopic" and value.lower() == "false":
+        return name, "false"
+    if name in TOPIC_UNSUPPORTED:
+        if name == "FifoTopic":
+            raise invalid(member, "Sabio does not support FIFO topics")
+        raise invalid(member, f"Sabio does not support the topic attribute {name}")
+    if name == "DisplayName":
+        if len(value) > 100:
+            raise invalid(member, "DisplayName")
+        return name, value
+    if name == "SignatureVersion":
+        if value not in ("1", "2"):
+            raise invalid(member, "SignatureVersion")
+        return name, value
+    if member == "AttributeName":
+        raise invalid("AttributeName")
+    raise invalid(member, f"Unknown attribute {name}")
+
+
+def subscription_attribute(name: str, value: str, *, member: str) -> tuple[str, str]:
+    if name in SUBSCRIPTION_UNSUPPORTED:
+        raise invalid(member, f"Sabio does not support the subscription attribute {name}")
+    if name == "RawMessageDelivery":
+        if value.lower() not in ("true", "false"):
+            raise invalid(
+                member, f"RawMessageDelivery: Invalid value [{value}]. Must be true or false."
+            )
+        return name, value.lower()
+    if member == "AttributeName":
+        raise invalid("AttributeName")
+    raise invalid(member, f"Unknown attribute {name}")

@@ -1,0 +1,120 @@
+"""A Sabio server with short delivery retries, an SNS client for it, and an HTTP listener
+that records what SNS delivers (and can be told to fail)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from support.server import SabioServer
+
+FAST_RETRIES = {
+    "SABIO_NOTIFICATION_DELIVERY_ATTEMPTS": "4",
+    "SABIO_NOTIFICATION_RETRY_BASE_SECONDS": "0.1",
+    "SABIO_NOTIFICATION_RETRY_MAX_SECONDS": "0.4",
+    "SABIO_NOTIFICATION_DELIVERY_TIMEOUT_SECONDS": "3",
+}
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    answered: int
+
+    def json(self) -> dict[str, Any]:
+        return dict(json.loads(self.body))
+
+
+class Listener:
+    """An HTTP endpoint on a free loopback port; answers 500 to the next `failures` POSTs."""
+
+    def __init__(self) -> None:
+        self.received: list[Received] = []
+        self.failures = 0
+        self._changed = threading.Condition()
+        listener = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                with listener._changed:
+                    status = 500 if listener.failures > 0 else 200
+                    listener.failures = max(0, listener.failures - 1)
+                    headers = {k.lower(): v for k, v in self.headers.items()}
+                    listener.received.append(Received(self.path, headers, body, status))
+                    listener._changed.notify_all()
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self._thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+        self._thread.start()
+
+    def wait_for(
+        self, predicate: Callable[[list[Received]], bool], timeout: float = 10
+    ) -> list[Received]:
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while not predicate(self.received):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"not delivered in time; got {self.received}")
+                self._changed.wait(left)
+            return list(self.received)
+
+    def of_type(self, message_type: str) -> list[Received]:
+        with self._changed:
+            return [r for r in self.received if r.headers["x-amz-sns-message-type"] == message_type]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="session")
+def sns_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SabioServer]:
+    running = SabioServer(tmp_path_factory.mktemp("sns-home"), env=FAST_RETRIES)
+    running.start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def sns_client(server: SabioServer) -> Any:
+    return boto3.client("sns", endpoint_url=server.url, region_name="us-east-1")
+
+
+@pytest.fixture
+def sns(sns_server: SabioServer) -> Any:
+    return sns_client(sns_server)
+
+
+@pytest.fixture
+def listener() -> Iterator[Listener]:
+    running = Listener()
+    try:
+        yield running
+    finally:
+        running.close()
+
+
+@pytest.fixture
+def home(sns_server: SabioServer) -> Path:
+    return sns_server.home
