@@ -1,0 +1,332 @@
+"""The Application Auto Scaling operations SageMaker users call, for endpoint variants.
+
+They record scalable targets and policies and return; the autoscaler (`scaler.py`) acts on them.
+Only `ServiceNamespace=sagemaker`, `ScalableDimension=sagemaker:variant:DesiredInstanceCount`
+and ResourceIds `endpoint/<endpoint>/variant/<variant>` are served.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sabio.autoscaling import records, validation
+from sabio.autoscaling.errors import InvalidNextTokenError, ObjectNotFoundError, target_not_found
+from sabio.autoscaling.records import DIMENSION, NAMESPACE, Records
+from sabio.errors import ValidationError
+from sabio.resources import ENDPOINT, METRIC_ALARM
+from sabio.store.entities import Resource
+
+MAX_RESULTS = 50
+UNSUPPORTED = "Unsupported service namespace, resource type or scalable dimension"
+
+
+def parse_resource_id(resource_id: str) -> tuple[str, str] | None:
+    """`(endpoint, variant)` of `endpoint/<endpoint>/variant/<variant>`, else None."""
+    parts = resource_id.split("/")
+    if len(parts) != 4 or parts[0] != "endpoint" or parts[2] != "variant":
+        return None
+    if not parts[1] or not parts[3]:
+        return None
+    return parts[1], parts[3]
+
+
+class ScalingService:
+    def __init__(self, records: Records, notify: Callable[[], None]) -> None:
+        self.records = records
+        self.notify = notify
+
+    def operations(self) -> dict[str, Callable[[dict[str, Any]], dict[str, Any]]]:
+        return {
+            "RegisterScalableTarget": self.register_scalable_target,
+            "DescribeScalableTargets": self.describe_scalable_targets,
+            "DeregisterScalableTarget": self.deregister_scalable_target,
+            "PutScalingPolicy": self.put_scaling_policy,
+            "DescribeScalingPolicies": self.describe_scaling_policies,
+            "DeleteScalingPolicy": self.delete_scaling_policy,
+            "DescribeScalingActivities": self.describe_scaling_activities,
+        }
+
+    # Scalable targets
+
+    def register_scalable_target(self, p: dict[str, Any]) -> dict[str, Any]:
+        resource_id = _supported(p)
+        variant = self._variant(resource_id)
+        existing = self.records.target(resource_id)
+        spec = dict(existing.spec) if existing is not None else {}
+        if existing is None and ("MinCapacity" not in p or "MaxCapacity" not in p):
+            raise ValidationError(
+                "MinCapacity and MaxCapacity are required when registering a new scalable target."
+            )
+        for member in ("MinCapacity", "MaxCapacity"):
+            if member in p:
+                spec[member] = int(p[member])
+        minimum, maximum = spec["MinCapacity"], spec["MaxCapacity"]
+        if minimum < 0 or maximum < 0:
+            raise ValidationError("Capacity values must be greater than or equal to 0.")
+        if minimum > maximum:
+            raise ValidationError(
+                f"Minimum capacity {minimum} cannot be greater than maximum capacity {maximum}."
+            )
+        if maximum < 1:
+            raise ValidationError("MaxCapacity must be at least 1 for a SageMaker variant.")
+        if minimum < 1 and not variant["Async"]:
+            raise ValidationError(
+                "MinCapacity 0 is only supported for variants of asynchronous inference "
+                "endpoints; the minimum for this variant is 1."
+            )
+        suspended = dict(spec.get("SuspendedState") or {})
+        suspended.update(p.get("SuspendedState") or {})
+        spec.update(
+            {
+                "ServiceNamespace": NAMESPACE,
+                "ResourceId": resource_id,
+                "ScalableDimension": DIMENSION,
+                "SuspendedState": {
+                    key: bool(suspended.get(key, False))
+                    for key in (
+                        "DynamicScalingInSuspended",
+                        "DynamicScalingOutSuspended",
+                        "ScheduledScalingSuspended",
+                    )
+                },
+                "RoleARN": p.get("RoleARN")
+                or spec.get("RoleARN")
+                or _service_linked_role(self.records.arns.account_id),
+            }
+        )
+        if existing is None:
+            target = self.records.create_target(resource_id, spec)
+        else:
+            target = self.records.update_target_spec(resource_id, spec) or existing
+        self._clamp_into_range(resource_id, variant["Count"], minimum, maximum)
+        return {"ScalableTargetARN": target.arn}
+
+    def _clamp_into_range(self, resource_id: str, current: int, minimum: int, maximum: int) -> None:
+        """Registering a range that excludes the current count is itself a scaling activity."""
+        if minimum <= current <= maximum:
+            return
+        desired, bound = (minimum, "minimum") if current < minimum else (maximum, "maximum")
+        activity = records.new_activity(
+            resource_id, desired, f"{bound} capacity was set to {desired}"
+        )
+        activity["Direction"] = "out" if desired > current else "in"
+        self.records.change_state(resource_id, lambda state: records.add_activity(state, activity))
+        self.notify()
+
+    def describe_scalable_targets(self, p: dict[str, Any]) -> dict[str, Any]:
+        _namespace(p)
+        wanted = {r.lower() for r in p.get("ResourceIds") or []}
+        found = [
+            t
+            for t in self.records.targets()
+            if (not wanted or t.name.lower() in wanted) and _dimension_matches(p)
+        ]
+        page, token = _page(sorted(found, key=lambda t: t.created_at), p)
+        response: dict[str, Any] = {"ScalableTargets": [_target_wire(t) for t in page]}
+        if token:
+            response["NextToken"] = token
+        return response
+
+    def deregister_scalable_target(self, p: dict[str, Any]) -> dict[str, Any]:
+        resource_id = _supported(p)
+        if not self.records.delete_target(resource_id):
+            raise target_not_found(resource_id, NAMESPACE, DIMENSION)
+        self.notify()
+        return {}
+
+    # Scaling policies
+
+    def put_scaling_policy(self, p: dict[str, Any]) -> dict[str, Any]:
+        resource_id = _supported(p)
+        target = self.records.target(resource_id)
+        if target is None:
+            raise target_not_found(resource_id, NAMESPACE, DIMENSION)
+        resource_id = target.name
+        policy_type = p.get("PolicyType") or "StepScaling"
+        spec: dict[str, Any] = {
+            "PolicyName": p["PolicyName"],
+            "ServiceNamespace": NAMESPACE,
+            "ResourceId": resource_id,
+            "ScalableDimension": DIMENSION,
+            "PolicyType": policy_type,
+        }
+        if policy_type == "TargetTrackingScaling":
+            spec["TargetTrackingScalingPolicyConfiguration"] = validation.target_tracking(p)
+        elif policy_type == "StepScaling":
+            spec["StepScalingPolicyConfiguration"] = validation.step_scaling(p)
+        else:
+            raise ValidationError(
+                f"Policy type {policy_type} is not supported for scalable dimension {DIMENSION}."
+            )
+        existing = self.records.policy(resource_id, p["PolicyName"])
+        if existing is not None and existing.spec["PolicyType"] == policy_type:
+            spec["PolicyARN"] = existing.spec["PolicyARN"]
+            spec["CreationTime"] = existing.spec["CreationTime"]
+            spec["Alarms"] = existing.spec["Alarms"]
+        else:
+            spec["PolicyARN"] = self.records.arns.policy(resource_id, p["PolicyName"])
+            spec["CreationTime"] = time.time()
+            spec["Alarms"] = self._alarms(resource_id, policy_type)
+        self.records.put_policy(resource_id, p["PolicyName"], spec)
+        self.notify()
+        response: dict[str, Any] = {"PolicyARN": spec["PolicyARN"]}
+        if spec["Alarms"]:
+            response["Alarms"] = spec["Alarms"]
+        return response
+
+    def _alarms(self, resource_id: str, policy_type: str) -> list[dict[str, str]]:
+        """Target tracking policies own a high and a low alarm, named as AWS names them; step
+        policies are invoked by alarms their users create."""
+        if policy_type != "TargetTrackingScaling":
+            return []
+        alarms = []
+        for which in ("AlarmHigh", "AlarmLow"):
+            name = f"TargetTracking-{resource_id}-{which}-{uuid.uuid4()}"
+            alarms.append({"AlarmName": name, "AlarmARN": self.records.arns.alarm(name)})
+        return alarms
+
+    def describe_scaling_policies(self, p: dict[str, Any]) -> dict[str, Any]:
+        _namespace(p)
+        names = set(p.get("PolicyNames") or [])
+        resource_id = (p.get("ResourceId") or "").lower()
+        found = [
+            policy
+            for policy in self.records.policies()
+            if (not names or policy.spec["PolicyName"] in names)
+            and (not resource_id or policy.spec["ResourceId"].lower() == resource_id)
+            and _dimension_matches(p)
+        ]
+        page, token = _page(sorted(found, key=lambda r: r.spec["CreationTime"]), p)
+        # A step policy's alarms are the metric alarms whose actions name it.
+        invoking: dict[str, list[dict[str, str]]] = {}
+        for alarm in self.records.repository.all(METRIC_ALARM.key):
+            for action in alarm.spec.get("AlarmActions") or []:
+                invoking.setdefault(action, []).append(
+                    {"AlarmName": alarm.name, "AlarmARN": alarm.arn}
+                )
+        policies = [
+            {**r.spec, "Alarms": r.spec.get("Alarms") or invoking.get(r.spec["PolicyARN"], [])}
+            for r in page
+        ]
+        response: dict[str, Any] = {"ScalingPolicies": policies}
+        if token:
+            response["NextToken"] = token
+        return response
+
+    def delete_scaling_policy(self, p: dict[str, Any]) -> dict[str, Any]:
+        resource_id = _supported(p)
+        if not self.records.delete_policy(resource_id, p["PolicyName"]):
+            raise ObjectNotFoundError(
+                f"No scaling policy found for service namespace: {NAMESPACE}, resource ID: "
+                f"{resource_id}, scalable dimension: {DIMENSION}, policy name: {p['PolicyName']}"
+            )
+        self.notify()
+        return {}
+
+    # Scaling activities
+
+    def describe_scaling_activities(self, p: dict[str, Any]) -> dict[str, Any]:
+        _namespace(p)
+        resource_id = (p.get("ResourceId") or "").lower()
+        found: list[dict[str, Any]] = []
+        for target in self.records.targets():
+            if (resource_id and target.name.lower() != resource_id) or not _dimension_matches(p):
+                continue
+            found.extend(target.state.get("Activities", []))
+            if p.get("IncludeNotScaledActivities"):
+                found.extend(target.state.get("NotScaled", []))
+        found.sort(key=lambda a: a["StartTime"], reverse=True)
+        page, token = _page(found, p)
+        response: dict[str, Any] = {"ScalingActivities": [records.wire_activity(a) for a in page]}
+        if token:
+            response["NextToken"] = token
+        return response
+
+    # Helpers
+
+    def _variant(self, resource_id: str) -> dict[str, Any]:
+        """The variant a ResourceId names: its desired count and whether it is asynchronous."""
+        endpoint_name, variant_name = parse_resource_id(resource_id) or ("", "")
+        endpoint = self.records.repository.get(ENDPOINT.key, endpoint_name)
+        if endpoint is None:
+            raise ValidationError(
+                f'Could not find endpoint "{endpoint_name}" for resource ID {resource_id}.'
+            )
+        for variant in endpoint.spec["Config"]["ProductionVariants"]:
+            if variant["VariantName"] == variant_name:
+                if variant.get("ServerlessConfig"):
+                    raise ValidationError(
+                        f"Variant {variant_name} is serverless; it has no instance count to "
+                        f"scale with {DIMENSION}."
+                    )
+                return {
+                    "Count": int(variant.get("InitialInstanceCount") or 0),
+                    "Async": bool(endpoint.spec["Config"].get("AsyncInferenceConfig")),
+                }
+        raise ValidationError(
+            f'Could not find variant "{variant_name}" of endpoint "{endpoint_name}" for '
+            f"resource ID {resource_id}."
+        )
+
+
+def _namespace(p: dict[str, Any]) -> None:
+    if p["ServiceNamespace"] != NAMESPACE:
+        raise ValidationError(f"Service namespace {p['ServiceNamespace']} is not supported.")
+
+
+def _supported(p: dict[str, Any]) -> str:
+    resource_id: str = p["ResourceId"]
+    if (
+        p["ServiceNamespace"] != NAMESPACE
+        or p["ScalableDimension"] != DIMENSION
+        or parse_resource_id(resource_id) is None
+    ):
+        raise ValidationError(UNSUPPORTED)
+    return resource_id
+
+
+def _dimension_matches(p: dict[str, Any]) -> bool:
+    return p.get("ScalableDimension") in (None, DIMENSION)
+
+
+def _service_linked_role(account_id: str) -> str:
+    return (
+        f"arn:aws:iam::{account_id}:role/aws-service-role/sagemaker.application-autoscaling."
+        "amazonaws.com/AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"
+    )
+
+
+def _target_wire(target: Resource) -> dict[str, Any]:
+    return {**target.spec, "CreationTime": target.created_at, "ScalableTargetARN": target.arn}
+
+
+def _page(items: Sequence[Any], p: dict[str, Any]) -> tuple[Sequence[Any], str | None]:
+    limit = p.get("MaxResults", MAX_RESULTS)
+    if not 1 <= limit <= MAX_RESULTS:
+        raise ValidationError(
+            f"1 validation error detected: Value '{limit}' at 'maxResults' failed to satisfy "
+            f"constraint: Member must have value {'less' if limit > 1 else 'greater'} than or "
+            f"equal to {MAX_RESULTS if limit > 1 else 1}"
+        )
+    offset = _offset(p.get("NextToken"))
+    page = items[offset : offset + limit]
+    more = offset + limit < len(items)
+    token = base64.urlsafe_b64encode(str(offset + limit).encode()).decode() if more else None
+    return page, token
+
+
+def _offset(token: str | None) -> int:
+    if not token:
+        return 0
+    try:
+        offset = int(base64.urlsafe_b64decode(token.encode()).decode())
+    except (ValueError, UnicodeDecodeError, binascii.Error):
+        raise InvalidNextTokenError("Invalid token") from None
+    if offset < 0:
+        raise InvalidNextTokenError("Invalid token")
+    return offset
