@@ -1,0 +1,310 @@
+"""The dispatcher: an asyncio task in the server that claims queued asynchronous requests,
+invokes the endpoint's workers through the router, and writes each answer to S3 once.
+
+Per endpoint it keeps at most `MaxConcurrentInvocationsPerInstance` requests in flight for
+every healthy instance; an endpoint with no instances (scaled to zero) keeps its requests
+waiting. Claims are leases, renewed while the dispatcher lives: after a crash they run out and
+the requests are claimed again, and the answer object (marked with the request's id) is never
+written twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from sabio.artifacts.registry import ArtifactRegistry
+from sabio.artifacts.store import ObjectMetadata
+from sabio.asyncinference.backlog import BacklogMetrics
+from sabio.asyncinference.endpoints import SERVING, AsyncEndpoint, AsyncEndpoints
+from sabio.asyncinference.messages import ERROR_TOPIC, SUCCESS_TOPIC, notification
+from sabio.asyncinference.queue import AsyncRequest, InvocationQueue
+from sabio.errors import ModelError, ModelNotReadyError, SabioError
+from sabio.notifications.publisher import Publisher
+from sabio.reconcile import ReconcileLoop
+from sabio.serving.router import Router
+
+log = logging.getLogger("sabio.asyncinference")
+
+REQUEST_MARK = "inference-request"
+"""User metadata on an answer object: the id of the request it answers."""
+_REFRESH_SECONDS = 1.0
+_EXPIRE_BATCH = 100
+_MAX_ATTEMPTS = 5  # deliveries of a request whose answer cannot be written (say, no bucket)
+
+
+class Dispatcher(ReconcileLoop):
+    def __init__(
+        self,
+        queue: InvocationQueue,
+        endpoints: AsyncEndpoints,
+        router: Router,
+        artifacts: ArtifactRegistry,
+        publisher: Publisher | None,
+        *,
+        region: str,
+        lease_seconds: float,
+        interval: float,
+        backlog: BacklogMetrics | None = None,
+    ) -> None:
+        super().__init__(interval)
+        self.queue = queue
+        self.endpoints = endpoints
+        self.router = router
+        self.artifacts = artifacts
+        self.publisher = publisher
+        self.region = region
+        self.lease_seconds = lease_seconds
+        self.backlog = backlog
+        self._in_flight: dict[str, set[asyncio.Task[None]]] = {}
+        self._held: dict[str, AsyncRequest] = {}
+        self._refreshed = 0.0
+        self._heartbeat: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await super().start()
+        self._heartbeat = asyncio.create_task(self._renew_leases(), name="async-leases")
+
+    async def stop(self) -> None:
+        """Stop claiming, cut off what is in flight and hand it back to the queue."""
+        await self.stop_loop()
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat
+        tasks = [t for group in self._in_flight.values() for t in group]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        held = list(self._held.values())
+        self._held.clear()
+        for request in held:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(self.queue.release, request)
+
+    def in_flight(self, endpoint: str) -> int:
+        return len(self._in_flight.get(endpoint.lower(), ()))
+
+    # The loop
+
+    async def reconcile(self) -> None:
+        now = time.time()
+        if now - self._refreshed >= _REFRESH_SECONDS:
+            await asyncio.to_thread(self.endpoints.refresh)
+            self._refreshed = now
+            expired = await asyncio.to_thread(self.queue.expired, now, _EXPIRE_BATCH)
+            for request in expired:
+                self._spawn(request, self._expire)
+            await self._sample_backlog()
+        known = self.endpoints.cached()
+        for key, endpoint in known.items():
+            free = self.capacity(endpoint) - self.in_flight(key)
+            if free <= 0:
+                continue
+            claimed = await asyncio.to_thread(
+                self.queue.claim, key, free, self.lease_seconds, time.time()
+            )
+            for request in claimed:
+                self._spawn(request, self._answer)
+
+    async def _sample_backlog(self) -> None:
+        if self.backlog is None:
+            return
+        known = self.endpoints.cached()
+        backlogs = await asyncio.to_thread(self.queue.backlog, list(known))
+        for key, endpoint in known.items():
+            self.backlog.record(endpoint.name, backlogs.get(key), self.healthy_instances(key))
+        self.backlog.forget(set(known))
+
+    def capacity(self, endpoint: AsyncEndpoint) -> int:
+        """How many requests the endpoint's healthy instances may work on at once."""
+        route = self.router.route(endpoint.name)
+        if route is None or route.status not in SERVING:
+            return 0
+        healthy = sum(1 for v in route.variants for i in v.instances if i.healthy)
+        return healthy * endpoint.concurrency_per_instance
+
+    def healthy_instances(self, endpoint: str) -> int:
+        route = self.router.route(endpoint)
+        if route is None:
+            return 0
+        return sum(1 for v in route.variants for i in v.instances if i.healthy)
+
+    def _spawn(
+        self,
+        request: AsyncRequest,
+        work: Callable[[AsyncRequest], Awaitable[None]],
+    ) -> None:
+        group = self._in_flight.setdefault(request.endpoint, set())
+        self._held[request.id] = request
+
+        async def run() -> None:
+            try:
+                await work(request)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                if request.attempts >= _MAX_ATTEMPTS:
+                    log.exception("answering async request %s failed; giving up", request.id)
+                    with contextlib.suppress(Exception):
+                        await asyncio.to_thread(self.queue.complete, request)
+                else:
+                    log.exception("answering async request %s failed; retrying", request.id)
+                    with contextlib.suppress(Exception):
+                        await asyncio.to_thread(self.queue.release, request)
+            finally:
+                self._held.pop(request.id, None)
+                group.discard(task)
+                self.notify()
+
+        task = asyncio.create_task(run(), name=f"async-{request.id}")
+        group.add(task)
+
+    async def _renew_leases(self) -> None:
+        while True:
+            await asyncio.sleep(self.lease_seconds / 3)
+            tokens = sorted({r.lease_token for r in self._held.values() if r.lease_token})
+            if tokens:
+                try:
+                    await asyncio.to_thread(
+                        self.queue.extend, tokens, self.lease_seconds, time.time()
+                    )
+                except Exception:
+                    log.exception("renewing the leases of async requests failed")
+
+    # Answering one request
+
+    async def _answer(self, request: AsyncRequest) -> None:
+        spec = request.request
+        redelivered = request.attempts > 1
+        if redelivered and await asyncio.to_thread(self._answered, request):
+            await asyncio.to_thread(self.queue.complete, request)
+            return
+        try:
+            body = request.body
+            if body is None:
+                body = await asyncio.to_thread(self._read_input, spec["InputLocation"])
+            forwarded = {"x-amzn-sagemaker-inference-id": request.inference_id}
+            for header, member in (
+                ("content-type", "ContentType"),
+                ("accept", "Accept"),
+                ("x-amzn-sagemaker-custom-attributes", "CustomAttributes"),
+            ):
+                if spec.get(member):
+                    forwarded[header] = spec[member]
+            result = await self.router.invoke(
+                spec["EndpointName"], body, forwarded, None, timeout=request.invocation_timeout
+            )
+        except ModelNotReadyError:
+            await asyncio.to_thread(self.queue.release, request)
+            return
+        except SabioError as error:
+            await self._fail(request, _failure_reason(error), _failure_body(error))
+            return
+        await asyncio.to_thread(
+            self._write_once, spec["OutputLocation"], result.body, result.content_type, request
+        )
+        if await asyncio.to_thread(self.queue.complete, request):
+            await self._notify(request, True, result.content_type, None, result.body)
+
+    async def _expire(self, request: AsyncRequest) -> None:
+        ttl = int(request.request.get("RequestTTLSeconds", 0))
+        reason = (
+            f"ClientError: Request {request.inference_id} expired: it waited longer than its "
+            f"RequestTTLSeconds ({ttl} seconds) in the queue."
+        )
+        await self._fail(request, reason, reason.encode())
+
+    async def _fail(self, request: AsyncRequest, reason: str, payload: bytes) -> None:
+        location = request.request["ErrorObject"]
+        await asyncio.to_thread(self._write_once, location, payload, "text/plain", request)
+        if await asyncio.to_thread(self.queue.complete, request):
+            await self._notify(request, False, None, reason, payload)
+
+    async def _notify(
+        self,
+        request: AsyncRequest,
+        succeeded: bool,
+        content_type: str | None,
+        reason: str | None,
+        payload: bytes,
+    ) -> None:
+        config = (self.endpoints.cached().get(request.endpoint) or _NO_ENDPOINT).notifications
+        topic = config.get("SuccessTopic" if succeeded else "ErrorTopic")
+        if not topic or self.publisher is None:
+            return
+        include = SUCCESS_TOPIC if succeeded else ERROR_TOPIC
+        message = notification(
+            region=self.region,
+            request=request.request,
+            inference_id=request.inference_id,
+            received_at=request.received_at,
+            succeeded=succeeded,
+            response_content_type=content_type,
+            failure_reason=reason,
+            response=payload
+            if include in (config.get("IncludeInferenceResponseIn") or [])
+            else None,
+        )
+        try:
+            await self.publisher.publish(topic, message)
+        except Exception as error:
+            log.warning("publishing the result of %s to %s failed: %s", request.id, topic, error)
+
+    # Blocking helpers (run in threads)
+
+    def _answered(self, request: AsyncRequest) -> bool:
+        """A redelivered request whose answer was written before the crash (a first delivery
+        skips the check: nothing can have answered it yet)."""
+        for location in (request.request["OutputLocation"], request.request["ErrorObject"]):
+            store, uri = self.artifacts.resolve(location)
+            info = store.stat(uri)
+            if info is not None and info.metadata.user.get(REQUEST_MARK) == request.id:
+                return True
+        return False
+
+    def _read_input(self, location: str) -> bytes:
+        store, uri = self.artifacts.resolve(location)
+        try:
+            with store.open_read(uri) as stream:
+                return stream.read()
+        except FileNotFoundError:
+            raise ModelError(
+                f"Could not read the input object {location}: it no longer exists.",
+                OriginalStatusCode=0,
+            ) from None
+
+    def _write_once(
+        self, location: str, payload: bytes, content_type: str | None, request: AsyncRequest
+    ) -> None:
+        """Write the answer atomically, unless this request's answer is there already."""
+        store, uri = self.artifacts.resolve(location)
+        if request.attempts > 1:
+            info = store.stat(uri)
+            if info is not None and info.metadata.user.get(REQUEST_MARK) == request.id:
+                return
+        metadata = ObjectMetadata(content_type=content_type, user={REQUEST_MARK: request.id})
+        store.write(uri, io.BytesIO(payload), metadata)
+
+
+_NO_ENDPOINT = AsyncEndpoint("", "", {})
+
+
+def _failure_reason(error: SabioError) -> str:
+    status = error.fields.get("OriginalStatusCode")
+    if isinstance(error, ModelError) and status:
+        kind = "client" if int(status) < 500 else "server"
+        return (
+            f"ClientError: Received {kind} error ({status}) from model. See the endpoint's log "
+            "group for more information."
+        )
+    return f"ClientError: {error.message}"
+
+
+def _failure_body(error: SabioError) -> bytes:
+    original = error.fields.get("OriginalMessage")
+    return str(original if original else error.message).encode()
