@@ -11,6 +11,8 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from sabio.api.errors import request_id, rest_json_error
+from sabio.api.runtime_async import AsyncRuntime
+from sabio.api.runtime_stream import invoke_stream
 from sabio.asgi_body import Receive, content_length, read_capped
 from sabio.errors import (
     InternalFailureError,
@@ -30,15 +32,17 @@ _PREFIX = "/endpoints/"
 _FORWARDED = frozenset(h.encode() for h in FORWARDED_HEADERS)
 _NOT_SUPPORTED = {
     "async-invocations": "InvokeEndpointAsync",
-    "invocations-response-stream": "InvokeEndpointWithResponseStream",
 }
 
 
 class Runtime:
     """Serves the runtime routes and hands every other request to `app`."""
 
-    def __init__(self, router: Router, max_invocation_bytes: int) -> None:
+    def __init__(
+        self, router: Router, max_invocation_bytes: int, asynchronous: AsyncRuntime | None = None
+    ) -> None:
         self.router = router
+        self.asynchronous = asynchronous
         self.max_bytes = max_invocation_bytes
         self.too_large = RuntimePayloadTooLargeError(
             f"Received payload larger than the maximum of {max_invocation_bytes} bytes "
@@ -54,6 +58,14 @@ class Runtime:
                     if operation == "invocations" and name:
                         await self.invoke(name, scope, receive, send)
                         return
+                    if operation == "invocations-response-stream" and name:
+                        await invoke_stream(
+                            self.router, self.max_bytes, self.too_large, name, scope, receive, send
+                        )
+                        return
+                    if operation == "async-invocations" and name and self.asynchronous:
+                        await self.asynchronous.invoke(name, scope, receive, send)
+                        return
                     if operation in _NOT_SUPPORTED and name:
                         error = RuntimeValidationError(
                             f"Sabio does not implement {_NOT_SUPPORTED[operation]} yet."
@@ -66,6 +78,9 @@ class Runtime:
 
     async def invoke(self, name: str, scope: Scope, receive: Receive, send: Send) -> None:
         rid = request_id()
+        if self.asynchronous is not None and self.asynchronous.is_async(name):
+            await _send_error(send, self.asynchronous.realtime_refused(name), rid)
+            return
         forwarded: dict[str, str] = {}
         target: str | None = None
         declared: int | None = None

@@ -6,6 +6,8 @@ from typing import Any
 
 from sabio import instance_types
 from sabio.artifacts.uri import require_s3
+from sabio.asyncinference.config import check_async_config
+from sabio.endpoints.shadow_config import check_shadow_layout
 from sabio.errors import ResourceLimitExceededError, ValidationError
 from sabio.listing import list_page
 from sabio.resources import ENDPOINT_CONFIG, MODEL, Catalog
@@ -24,9 +26,7 @@ _SPEC_MEMBERS = (
 )
 
 _UNSUPPORTED = {
-    "AsyncInferenceConfig": "asynchronous inference",
     "ExplainerConfig": "online explainability",
-    "ShadowProductionVariants": "shadow variants",
 }
 
 
@@ -50,11 +50,19 @@ class EndpointConfigService:
         capture = request.get("DataCaptureConfig")
         if capture:
             require_s3(capture["DestinationS3Uri"], "DataCaptureConfig.DestinationS3Uri")
+        if request.get("AsyncInferenceConfig"):
+            check_async_config(request["AsyncInferenceConfig"])
         variants = [self._check_variant(v, i) for i, v in enumerate(request["ProductionVariants"])]
-        names = [v["VariantName"].lower() for v in variants]
+        shadows = [
+            self._check_variant(v, i, "ShadowProductionVariants")
+            for i, v in enumerate(request.get("ShadowProductionVariants") or [])
+        ]
+        if shadows:
+            check_shadow_layout(variants, shadows)
+        names = [v["VariantName"].lower() for v in [*variants, *shadows]]
         if len(set(names)) != len(names):
             raise ValidationError("Variant names must be unique within an endpoint configuration.")
-        total = sum(int(v.get("InitialInstanceCount") or 1) for v in variants)
+        total = sum(int(v.get("InitialInstanceCount") or 1) for v in [*variants, *shadows])
         if total > self.max_instances:
             raise ResourceLimitExceededError(
                 f"The endpoint configuration asks for {total} instances; this Sabio server allows "
@@ -62,13 +70,17 @@ class EndpointConfigService:
             )
         spec = {key: request[key] for key in _SPEC_MEMBERS if key in request}
         spec["ProductionVariants"] = variants
+        if shadows:
+            spec["ShadowProductionVariants"] = shadows
         resource = self.catalog.create(
             ENDPOINT_CONFIG, request["EndpointConfigName"], spec, tags=request.get("Tags")
         )
         return {"EndpointConfigArn": resource.arn}
 
-    def _check_variant(self, variant: dict[str, Any], index: int) -> dict[str, Any]:
-        where = f"ProductionVariants.{index + 1}"
+    def _check_variant(
+        self, variant: dict[str, Any], index: int, member: str = "ProductionVariants"
+    ) -> dict[str, Any]:
+        where = f"{member}.{index + 1}"
         model_name = variant.get("ModelName")
         if not model_name:
             raise ValidationError(f"{where}.ModelName is required.")
@@ -81,6 +93,7 @@ class EndpointConfigService:
                     f"{where}: ServerlessConfig cannot be combined with InstanceType or "
                     "InitialInstanceCount."
                 )
+            _check_serverless(variant["ServerlessConfig"], where)
             return checked
         instance_type = variant.get("InstanceType")
         if not instance_type:
@@ -110,6 +123,23 @@ class EndpointConfigService:
     def delete_endpoint_config(self, request: dict[str, Any]) -> dict[str, Any]:
         self.catalog.delete(ENDPOINT_CONFIG, request["EndpointConfigName"])
         return {}
+
+
+def _check_serverless(config: dict[str, Any], where: str) -> None:
+    """What the model's ranges (checked before) leave: whole gigabytes, and provisioned
+    concurrency within the maximum."""
+    memory = int(config["MemorySizeInMB"])
+    if memory % 1024:
+        raise ValidationError(
+            f"{where}.ServerlessConfig.MemorySizeInMB: {memory} is not a valid memory size. "
+            "Valid values are 1024, 2048, 3072, 4096, 5120 and 6144 MB."
+        )
+    provisioned = config.get("ProvisionedConcurrency")
+    if provisioned is not None and int(provisioned) > int(config["MaxConcurrency"]):
+        raise ValidationError(
+            f"{where}.ServerlessConfig: ProvisionedConcurrency ({provisioned}) must be less "
+            f"than or equal to MaxConcurrency ({config['MaxConcurrency']})."
+        )
 
 
 def _summary(resource: Resource) -> dict[str, Any]:

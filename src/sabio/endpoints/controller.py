@@ -16,7 +16,9 @@ import aiohttp
 
 from sabio.arns import ArnFactory
 from sabio.endpoints.deployment import Deployer, DeploymentError, RunningInstance, VariantPlan
+from sabio.endpoints.serverless_fleet import ServerlessFleet
 from sabio.endpoints.service import CREATING, DELETING, FAILED, IN_SERVICE, UPDATING
+from sabio.endpoints.shadow_config import all_variants
 from sabio.errors import SabioError
 from sabio.reconcile import ReconcileLoop
 from sabio.resources import ENDPOINT
@@ -42,8 +44,17 @@ class EndpointController(ReconcileLoop):
         *,
         interval: float,
         health_check_interval: float = 5.0,
+        serverless_idle_seconds: float = 300.0,
+        serverless_max_workers: int = 4,
+        serverless_prewarm: bool = True,
     ) -> None:
         self.repository = repository
+        self.serverless = ServerlessFleet(
+            deployer,
+            idle_seconds=serverless_idle_seconds,
+            max_workers=serverless_max_workers,
+            prewarm=serverless_prewarm,
+        )
         self.health_check_interval = health_check_interval
         self.deployer = deployer
         self.router = router
@@ -66,6 +77,7 @@ class EndpointController(ReconcileLoop):
         instances = [i for group in self._running.values() for i in group]
         await asyncio.gather(*(self.deployer.stop_instance(i) for i in instances))
         self._running.clear()
+        await self.serverless.shutdown()
         await self.router.close()
 
     # Reconciliation
@@ -132,7 +144,7 @@ class EndpointController(ReconcileLoop):
             log.exception("deploying endpoint %s failed", endpoint.name)
             await self._fail(endpoint, f"Internal error while deploying: {exc}")
             return
-        state = {"ProductionVariants": self._summaries(endpoint, plans)}
+        state = self._state(endpoint, plans)
         # An update cut off by a restart starts again once the current config serves.
         settled = UPDATING if endpoint.spec.get("Pending") else IN_SERVICE
         updated = await asyncio.to_thread(
@@ -158,6 +170,7 @@ class EndpointController(ReconcileLoop):
                         group.create_task(self._start(name, plan, index))
         except BaseExceptionGroup as failures:
             raise failures.exceptions[0] from None
+        await self.serverless.prepare(name, plans)
 
     async def _start(self, endpoint: str, plan: VariantPlan, index: int) -> RunningInstance:
         running = await self.deployer.start_instance(endpoint, plan, index)
@@ -184,11 +197,27 @@ class EndpointController(ReconcileLoop):
         ]
         group = self.arns.log_group(f"/aws/sagemaker/Endpoints/{name}")
         capture = CapturePolicy.from_config(config.get("DataCaptureConfig"))
-        self.router.set_route(Route(name, IN_SERVICE, variants, log_group=group, capture=capture))
+        paired = list(zip(variants, plans, strict=True))
+        production = [v for v, plan in paired if not plan.shadow]
+        shadows = [v for v, plan in paired if plan.shadow]
+        route = Route(
+            name, IN_SERVICE, production, log_group=group, capture=capture, shadows=shadows
+        )
+        self.router.set_route(route)
+        self.serverless.bind(name, variants)
+
+    def _state(self, endpoint: Resource, plans: list[VariantPlan]) -> dict[str, Any]:
+        """The variant summaries DescribeEndpoint shows, shadow variants apart."""
+        shadows = [p for p in plans if p.shadow]
+        production = [p for p in plans if not p.shadow]
+        state = {"ProductionVariants": self._summaries(endpoint, production)}
+        if shadows:
+            state["ShadowProductionVariants"] = self._summaries(endpoint, shadows)
+        return state
 
     def _summaries(self, endpoint: Resource, plans: list[VariantPlan]) -> list[dict[str, Any]]:
         now = time.time()
-        variants = {v["VariantName"]: v for v in endpoint.spec["Config"]["ProductionVariants"]}
+        variants = {v["VariantName"]: v for v in all_variants(endpoint.spec["Config"])}
         summaries = []
         for plan in plans:
             summary: dict[str, Any] = {
@@ -228,6 +257,7 @@ class EndpointController(ReconcileLoop):
         if route is not None:
             route.status = FAILED
             route.variants = []
+            route.shadows = []
 
     async def _supervise(self, endpoint: Resource) -> None:
         """Replace workers that died, and keep retrying slots whose replacement failed, with a
@@ -235,6 +265,7 @@ class EndpointController(ReconcileLoop):
         key = endpoint.name.lower()
         running = self._running.setdefault(key, [])
         await self._health_check(endpoint.name, running)
+        await self.serverless.tick(endpoint.name)
         for instance in [r for r in running if r.process.returncode is not None]:
             log.warning(
                 "worker %s-%d of endpoint %s exited with code %s; restarting",
@@ -284,6 +315,10 @@ class EndpointController(ReconcileLoop):
         for instance, healthy in zip(due, answers, strict=True):
             instance.last_ping = now
             instance.ping_failures = 0 if healthy else instance.ping_failures + 1
+            if healthy and not instance.endpoint.healthy:
+                # Set aside after an answer broke off (a streamed response cut short by its
+                # handler), yet alive and answering: it takes traffic again.
+                instance.endpoint.healthy = True
             if instance.ping_failures >= _PING_FAILURES:
                 log.warning(
                     "worker %s-%d of endpoint %s stopped answering /ping; replacing it",
@@ -298,7 +333,7 @@ class EndpointController(ReconcileLoop):
         route = self.router.route(name)
         if route is None:
             return
-        for variant in route.variants:
+        for variant in [*route.variants, *route.shadows]:
             if variant.name == variant_name:
                 variant.instances = [i for i in variant.instances if i.healthy]
                 variant.instances.append(replacement.endpoint)
@@ -309,9 +344,9 @@ class EndpointController(ReconcileLoop):
         key = endpoint.name.lower()
         plans = self._plans[key]
         route = self.router.route(endpoint.name)
-        for variant in endpoint.spec["Config"]["ProductionVariants"]:
+        for variant in all_variants(endpoint.spec["Config"]):
             plan = plans[variant["VariantName"]]
-            count = 1 if variant.get("ServerlessConfig") else int(variant["InitialInstanceCount"])
+            count = 0 if variant.get("ServerlessConfig") else int(variant["InitialInstanceCount"])
             weight = float(variant.get("InitialVariantWeight", 1.0))
             plans[plan.name] = updated = dataclasses.replace(
                 plan, weight=weight, instance_count=count
@@ -327,17 +362,19 @@ class EndpointController(ReconcileLoop):
                 running.remove(extra)
                 extra.endpoint.healthy = False
                 if route is not None:
-                    for routed in route.variants:
+                    for routed in [*route.variants, *route.shadows]:
                         if routed.name == plan.name:
                             routed.instances = [
                                 i for i in routed.instances if i is not extra.endpoint
                             ]
-                await self.deployer.stop_instance(extra)
+                # Out of the route first, so it takes no new request; then its in-flight ones
+                # finish before it stops.
+                await self._drain_and_stop(extra)
             if route is not None:
-                for routed in route.variants:
+                for routed in [*route.variants, *route.shadows]:
                     if routed.name == plan.name:
                         routed.weight = weight
-        state = {"ProductionVariants": self._summaries(endpoint, list(plans.values()))}
+        state = self._state(endpoint, list(plans.values()))
         await self._settle(endpoint.name, None, state)
 
     async def _blue_green(self, endpoint: Resource) -> None:
@@ -356,6 +393,7 @@ class EndpointController(ReconcileLoop):
                         start = self.deployer.start_instance(endpoint.name, plan, index)
                         tasks.append(group.create_task(start))
             fresh = [task.result() for task in tasks]
+            await self.serverless.prepare(endpoint.name, plans)
         except BaseException as failure:
             reason = _reason(failure)
             log.warning("update of %s rolled back: %s", endpoint.name, reason)
@@ -363,6 +401,7 @@ class EndpointController(ReconcileLoop):
                 t.result() for t in tasks if t.done() and not t.cancelled() and not t.exception()
             ]
             await asyncio.gather(*(self.deployer.stop_instance(i) for i in started))
+            await self.serverless.discard_pending(key)
             if isinstance(failure, asyncio.CancelledError):
                 raise
             spec = {k: v for k, v in endpoint.spec.items() if k != "Pending"}
@@ -375,9 +414,7 @@ class EndpointController(ReconcileLoop):
         self._install_route(endpoint.name, plans, pending["Config"])
         await asyncio.gather(*(self._drain_and_stop(instance) for instance in old))
         spec = {**{k: v for k, v in endpoint.spec.items() if k != "Pending"}, **pending}
-        await self._settle(
-            endpoint.name, spec, {"ProductionVariants": self._summaries(target, plans)}
-        )
+        await self._settle(endpoint.name, spec, self._state(target, plans))
         log.info("endpoint %s now serves %s", endpoint.name, pending["EndpointConfigName"])
 
     async def _settle(self, name: str, spec: dict[str, Any] | None, state: dict[str, Any]) -> None:
@@ -418,6 +455,7 @@ class EndpointController(ReconcileLoop):
     async def _stop_all(self, key: str) -> None:
         instances = self._running.pop(key, [])
         await asyncio.gather(*(self.deployer.stop_instance(i) for i in instances))
+        await self.serverless.close(key)
 
 
 def _reason(failure: BaseException) -> str:

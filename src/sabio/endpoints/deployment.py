@@ -7,11 +7,12 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import tempfile
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,11 +25,16 @@ from sabio.environments import images
 from sabio.environments.builder import EnvironmentBuilder, EnvironmentBuildError, EnvironmentSpec
 from sabio.errors import SabioError
 from sabio.models.service import containers_of
+from sabio.serving.forked_workers import ForkedProcess
 from sabio.serving.model_data import ModelDataCache, ModelDataError
 from sabio.serving.router import Instance
 from sabio.store.entities import Resource
 
 _SERVERLESS_CPUS = 1
+
+WorkerProcess = LocalProcess | ForkedProcess
+"""A worker started afresh by the compute backend, or forked by a pre-warmed parent."""
+Launch = Callable[[WorkUnit], Awaitable[WorkerProcess]]
 
 
 class DeploymentError(Exception):
@@ -50,13 +56,18 @@ class VariantPlan:
     startup_timeout: float
     # SAGEMAKER_MODEL_SERVER_TIMEOUT(_SECONDS) from the container's environment, if set.
     invocation_timeout: float | None = None
+    # The variant's ServerlessConfig; its workers are then started on demand
+    # (`sabio.endpoints.serverless`), and `instance_count` is 0.
+    serverless: Mapping[str, int] | None = None
+    # A shadow variant (ShadowProductionVariants): it gets copies of production traffic.
+    shadow: bool = False
 
 
 @dataclass
 class RunningInstance:
     variant: str
     index: int
-    process: LocalProcess
+    process: WorkerProcess
     endpoint: Instance
     started_at: float = field(default_factory=time.time)
     last_ping: float = field(default_factory=time.monotonic)
@@ -98,7 +109,13 @@ class Deployer:
     def plan(self, endpoint: Resource) -> list[VariantPlan]:
         config: dict[str, Any] = endpoint.spec["Config"]
         models: dict[str, Any] = endpoint.spec["Models"]
-        return [self._plan_variant(v, models[v["ModelName"]]) for v in config["ProductionVariants"]]
+        plans = [
+            self._plan_variant(v, models[v["ModelName"]]) for v in config["ProductionVariants"]
+        ]
+        for shadow in config.get("ShadowProductionVariants") or []:
+            plan = self._plan_variant(shadow, models[shadow["ModelName"]])
+            plans.append(dataclasses.replace(plan, shadow=True))
+        return plans
 
     def _plan_variant(self, variant: dict[str, Any], model: dict[str, Any]) -> VariantPlan:
         name = variant["VariantName"]
@@ -112,7 +129,7 @@ class Deployer:
         image = images.resolve(container["Image"])
         serverless = variant.get("ServerlessConfig")
         if serverless:
-            instance_type, count = "serverless", 1
+            instance_type, count = "serverless", 0
             cpus, memory = _SERVERLESS_CPUS, int(serverless["MemorySizeInMB"]) * 1024**2
         else:
             instance_type, count = variant["InstanceType"], int(variant["InitialInstanceCount"])
@@ -154,6 +171,7 @@ class Deployer:
             env=env,
             image=container["Image"],
             startup_timeout=timeout,
+            serverless=serverless or None,
         )
 
     def _model_dir(self, container: dict[str, Any]) -> Path:
@@ -203,7 +221,11 @@ class Deployer:
 
     # Running (event loop)
 
-    async def start_instance(self, endpoint: str, plan: VariantPlan, index: int) -> RunningInstance:
+    async def start_instance(
+        self, endpoint: str, plan: VariantPlan, index: int, launch: Launch | None = None
+    ) -> RunningInstance:
+        """Start one worker (through `launch`, such as a fork from a pre-warmed parent, when
+        given) and wait until it answers `GET /ping`."""
         self.socket_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         socket_path = self.socket_dir / f"{uuid.uuid4().hex[:16]}.sock"
         failure_file = self.socket_dir / f"{socket_path.stem}.failure"
@@ -228,7 +250,7 @@ class Deployer:
             **plan.env,
         }
         unit = WorkUnit(argv, env, plan.model_dir, log, plan.cpus, plan.memory_bytes)
-        process = self.backend.start(unit)
+        process = self.backend.start(unit) if launch is None else await launch(unit)
         instance = Instance(str(socket_path))
         try:
             await self._wait_healthy(process, instance, plan, failure_file, log)
@@ -243,7 +265,7 @@ class Deployer:
 
     async def _wait_healthy(
         self,
-        process: LocalProcess,
+        process: WorkerProcess,
         instance: Instance,
         plan: VariantPlan,
         failure_file: Path,

@@ -9,6 +9,7 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
+from sabio.endpoints.shadow_config import all_variants
 from sabio.errors import ResourceInUseError, ResourceLimitExceededError, ValidationError
 from sabio.listing import list_page
 from sabio.resources import ENDPOINT, ENDPOINT_CONFIG, MODEL, Catalog
@@ -61,7 +62,10 @@ class EndpointService:
             "LastModifiedTime": resource.updated_at,
             "ProductionVariants": resource.state.get("ProductionVariants"),
             "FailureReason": resource.state.get("FailureReason"),
+            "ShadowProductionVariants": resource.state.get("ShadowProductionVariants"),
         }
+        if resource.spec["Config"].get("AsyncInferenceConfig"):
+            response["AsyncInferenceConfig"] = resource.spec["Config"]["AsyncInferenceConfig"]
         capture = resource.spec["Config"].get("DataCaptureConfig")
         if capture:
             enabled = bool(capture.get("EnableCapture", True))
@@ -82,7 +86,7 @@ class EndpointService:
         deleted."""
         config = self.catalog.require(ENDPOINT_CONFIG, config_name)
         models = {}
-        for variant in config.spec["ProductionVariants"]:
+        for variant in all_variants(config.spec):
             models[variant["ModelName"]] = self.catalog.require(MODEL, variant["ModelName"]).spec
         return {"EndpointConfigName": config.name, "Config": config.spec, "Models": models}
 
@@ -128,7 +132,7 @@ class EndpointService:
         _require_in_service(resource)
         spec = copy.deepcopy(resource.spec)
         _apply_desired(
-            spec["Config"]["ProductionVariants"],
+            all_variants(spec["Config"]),
             request["DesiredWeightsAndCapacities"],
             self.max_instances,
         )

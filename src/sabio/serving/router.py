@@ -9,11 +9,15 @@ import random
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import aiohttp
 
 from sabio.errors import ModelError, ModelNotReadyError, RuntimeValidationError
 from sabio.serving.capture import Captured, CapturePolicy, CaptureWriter
+from sabio.serving.response_stream import ResponseStream, open_stream
+from sabio.serving.shadow import Mirror
+from sabio.serving.upstream import UnixPool, UpstreamClosed, UpstreamResponse
 from sabio.telemetry.endpoint_metrics import EndpointMetrics, VariantMetrics
 
 FORWARDED_HEADERS = (
@@ -33,6 +37,16 @@ class Instance:
     session: aiohttp.ClientSession | None = None
     healthy: bool = True
     outstanding: int = 0
+    upstream: UnixPool | None = None
+
+    async def post(
+        self, body: bytes, headers: Mapping[str, str], timeout: float | None
+    ) -> UpstreamResponse:
+        """`POST /invocations` on the lean keep-alive pool (`sabio.serving.upstream`)."""
+        pool = self.upstream
+        if pool is None:
+            pool = self.upstream = UnixPool(self.socket_path)
+        return await pool.post("/invocations", body, headers, timeout)
 
     def client(self) -> aiohttp.ClientSession:
         if self.session is None or self.session.closed:
@@ -43,9 +57,22 @@ class Instance:
         return self.session
 
     async def close(self) -> None:
+        if self.upstream is not None:
+            self.upstream.close()
+            self.upstream = None
         if self.session is not None:
             await self.session.close()
             self.session = None
+
+
+class Gate(Protocol):
+    """Admission in front of a variant's instances (serverless variants): `enter` may refuse
+    the invocation or wait until an instance is ready; every `enter` that returns is paired
+    with one `leave`."""
+
+    async def enter(self) -> None: ...
+
+    def leave(self) -> None: ...
 
 
 @dataclass
@@ -55,6 +82,7 @@ class Variant:
     instances: list[Instance] = field(default_factory=list)
     timeout: aiohttp.ClientTimeout | None = None
     metrics: VariantMetrics | None = None
+    gate: Gate | None = None
     _cycle: itertools.count[int] = field(default_factory=itertools.count)
 
     def pick(self) -> Instance | None:
@@ -82,6 +110,8 @@ class Route:
     variants: list[Variant] = field(default_factory=list)
     log_group: str = ""
     capture: CapturePolicy | None = None
+    # Shadow variants get copies of production traffic (`sabio.serving.shadow`), never a client.
+    shadows: list[Variant] = field(default_factory=list)
 
     def choose(self, target: str | None) -> Variant:
         if not self.variants:
@@ -124,10 +154,11 @@ class Router:
         self.metrics = metrics if metrics is not None else EndpointMetrics()
         self.timeout = aiohttp.ClientTimeout(total=timeout_seconds)
         self._routes: dict[str, Route] = {}
+        self.mirror = Mirror(capture, self.timeout)
 
     def set_route(self, route: Route) -> None:
         self._routes[route.name.lower()] = route
-        self.metrics.attach(route.name, route.variants)
+        self.metrics.attach(route.name, [*route.variants, *route.shadows])
 
     def names(self) -> list[str]:
         return list(self._routes)
@@ -139,7 +170,7 @@ class Router:
         route = self._routes.pop(name.lower(), None)
         if route is not None:
             self.metrics.detach(route.name)
-            for variant in route.variants:
+            for variant in [*route.variants, *route.shadows]:
                 for instance in variant.instances:
                     await instance.close()
 
@@ -155,17 +186,31 @@ class Router:
         return route
 
     async def invoke(
-        self, name: str, body: bytes, forwarded: Mapping[str, str], target_variant: str | None
+        self,
+        name: str,
+        body: bytes,
+        forwarded: Mapping[str, str],
+        target_variant: str | None,
+        *,
+        timeout: float | None = None,
     ) -> Invocation:
-        """Forward to one instance; `forwarded` holds the headers the worker may see.
+        """Forward to one instance; `forwarded` holds the headers the worker may see, and
+        `timeout` (asynchronous inference's InvocationTimeoutSeconds) replaces the usual one.
 
         Invocations that reach a worker are recorded in the variant's metrics (see
         `sabio.telemetry.endpoint_metrics` for what ModelLatency and OverheadLatency cover)."""
         started = time.perf_counter_ns()
         route = self._route_for(name)
         variant = route.choose(target_variant)
+        if route.shadows:
+            self.mirror.copy(route, variant, body, forwarded)
+        gate = variant.gate
+        if gate is not None:
+            await gate.enter()
         instance = variant.pick()
         if instance is None:
+            if gate is not None:
+                gate.leave()
             raise ModelNotReadyError(
                 f"No instance of variant {variant.name} of endpoint {name} is ready; "
                 "a replacement is starting. Retry shortly."
@@ -174,36 +219,32 @@ class Router:
         status = answered = 0
         sent = time.perf_counter_ns()
         try:
-            async with instance.client().post(
-                "http://worker/invocations",
-                data=body,
-                headers=forwarded,
-                timeout=variant.timeout or self.timeout,
-            ) as response:
-                payload = await response.read()
-                answered = time.perf_counter_ns()
-                status = response.status
-                if status >= 400:
-                    raise _model_error(status, payload, route.log_group)
-                content_type = response.headers.get("Content-Type", "application/json")
-                policy = route.capture
-                if policy is not None and self.capture is not None and policy.sampled():
-                    captured = Captured(
-                        policy,
-                        body,
-                        forwarded.get("content-type", "application/octet-stream"),
-                        payload,
-                        content_type,
-                        forwarded.get("x-amzn-sagemaker-inference-id"),
-                        time.time(),
-                    )
-                    self.capture.add(route.name, variant.name, captured)
-                return Invocation(
-                    body=payload,
-                    content_type=content_type,
-                    variant=variant.name,
-                    custom_attributes=response.headers.get("X-Amzn-SageMaker-Custom-Attributes"),
+            limit = timeout or (variant.timeout or self.timeout).total
+            response = await instance.post(body, forwarded, limit)
+            payload = response.body
+            answered = time.perf_counter_ns()
+            status = response.status
+            if status >= 400:
+                raise _model_error(status, payload, route.log_group)
+            content_type = response.headers.get("content-type", "application/json")
+            policy = route.capture
+            if policy is not None and self.capture is not None and policy.sampled():
+                captured = Captured(
+                    policy,
+                    body,
+                    forwarded.get("content-type", "application/octet-stream"),
+                    payload,
+                    content_type,
+                    forwarded.get("x-amzn-sagemaker-inference-id"),
+                    time.time(),
                 )
+                self.capture.add(route.name, variant.name, captured)
+            return Invocation(
+                body=payload,
+                content_type=content_type,
+                variant=variant.name,
+                custom_attributes=response.headers.get("x-amzn-sagemaker-custom-attributes"),
+            )
         except TimeoutError:
             raise ModelError(
                 f"Your invocation timed out while waiting for a response from container "
@@ -212,7 +253,7 @@ class Router:
                 OriginalStatusCode=0,
                 LogStreamArn=route.log_group,
             ) from None
-        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
+        except (UpstreamClosed, aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
             instance.healthy = False
             raise ModelError(
                 f"The worker of variant {variant.name} closed the connection without a "
@@ -222,10 +263,26 @@ class Router:
             ) from None
         finally:
             instance.outstanding -= 1
+            if gate is not None:
+                gate.leave()
             if variant.metrics is not None:
                 variant.metrics.record(status, started, sent, answered, len(variant.instances))
 
+    async def invoke_stream(
+        self, name: str, body: bytes, forwarded: Mapping[str, str], target_variant: str | None
+    ) -> ResponseStream:
+        """Like `invoke`, but return once the worker's status line arrives and stream its
+        chunks (InvokeEndpointWithResponseStream; see `sabio.serving.response_stream`)."""
+        started = time.perf_counter_ns()
+        route = self._route_for(name)
+        variant = route.choose(target_variant)
+        if route.shadows:
+            self.mirror.copy(route, variant, body, forwarded)
+        timeout = variant.timeout or self.timeout
+        return await open_stream(route, variant, body, forwarded, timeout, self.capture, started)
+
     async def close(self) -> None:
+        await self.mirror.close()
         for name in list(self._routes):
             await self.remove_route(name)
         await asyncio.sleep(0)

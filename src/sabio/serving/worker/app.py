@@ -16,6 +16,7 @@ from sabio.asgi_body import read_capped
 from sabio.serving.worker.codecs import CodecError
 from sabio.serving.worker.handlers import one_line
 from sabio.serving.worker.service import ExtraHeaders, Service
+from sabio.serving.worker.streaming import Chunks, send_chunks
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -69,6 +70,17 @@ async def _respond(
         headers.extend(extra)
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+async def _failed(send: Send, exc: Exception) -> None:
+    """Answer a failed invocation with the handler's status (500 unless it carries one)."""
+    if isinstance(exc, CodecError):
+        await _respond(send, exc.status, str(exc).encode(), _TEXT)
+        return
+    status = _error_status(exc)
+    if status >= 500:
+        logger.error("Invocation failed with %s", one_line(exc), exc_info=exc)
+    await _respond(send, status, one_line(exc).encode(), _TEXT)
 
 
 class WorkerApp:
@@ -141,6 +153,10 @@ class WorkerApp:
             if status >= 500:
                 logger.exception("Invocation failed with %s", one_line(exc))
             await _respond(send, status, one_line(exc).encode(), _TEXT)
+            return
+        if isinstance(payload, Chunks):
+            headers = [(b"content-type", encoded), *(extra or ())]
+            await send_chunks(send, payload, headers, lambda exc: _failed(send, exc))
             return
         await _respond(send, 200, payload, encoded, extra)
 

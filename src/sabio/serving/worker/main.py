@@ -29,6 +29,7 @@ from sabio.serving.worker.handlers import (
     one_line,
     resolve_code_dir,
 )
+from sabio.serving.worker.prefork import WorkersError, serve_forked, worker_count
 from sabio.serving.worker.service import Service
 
 logger = logging.getLogger("sabio.serving.worker")
@@ -187,10 +188,12 @@ def _load(args: argparse.Namespace, model_dir: Path) -> Service:
 def _serve(app: WorkerApp, sock: socket.socket, timeout_keep_alive: int) -> None:
     import uvicorn
 
+    from sabio.serving.worker.protocol import CoalescingHttpToolsProtocol
+
     config = uvicorn.Config(
         app,
         loop="uvloop",
-        http="httptools",
+        http=CoalescingHttpToolsProtocol,
         ws="none",
         lifespan="off",
         interface="asgi3",
@@ -245,6 +248,10 @@ def run(args: argparse.Namespace) -> int:
             return EXIT_MODEL_FAILURE
         try:
             max_body = _max_body()
+            try:
+                workers = worker_count(os.environ)
+            except WorkersError as exc:
+                raise StartupError(str(exc)) from None
             if args.uds is not None:
                 sock = _bind_unix(Path(args.uds))
                 where = f"unix:{args.uds}"
@@ -263,7 +270,11 @@ def run(args: argparse.Namespace) -> int:
         gc.collect()
         gc.freeze()
         logger.info("Serving %s on %s", model_dir, where)
-        _serve(WorkerApp(service, max_body=max_body), sock, args.timeout_keep_alive)
+        app = WorkerApp(service, max_body=max_body)
+        if workers > 1:
+            listening = sock
+            return serve_forked(workers, lambda: _serve(app, listening, args.timeout_keep_alive))
+        _serve(app, sock, args.timeout_keep_alive)
         return 0
     finally:
         if sock is not None:

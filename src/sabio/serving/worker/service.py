@@ -24,10 +24,11 @@ from sabio.serving.worker.handlers import (
     load_user_code,
     one_line,
 )
+from sabio.serving.worker.streaming import Chunks, is_stream
 
 Headers = Iterable[tuple[bytes, bytes]]
 ExtraHeaders = list[tuple[bytes, bytes]]
-Reply = tuple[bytes, str, ExtraHeaders | None]
+Reply = tuple[bytes | Chunks, str, ExtraHeaders | None]
 Predictor = Callable[[Any, Context | None], Any]
 _REQUEST_HOOKS = ("input_fn", "predict_fn", "output_fn", "transform_fn")
 _RESERVED_HEADERS = frozenset({"content-length", "content-type", "transfer-encoding", "connection"})
@@ -167,6 +168,9 @@ class Service:
         prediction = self._predict(data, context)
         output_fn = self._output_fn
         if output_fn is None:
+            if is_stream(prediction):
+                chunks = Chunks(prediction, "predict_fn", _chunk_encoder(response_type))
+                return chunks, response_type, None
             return codecs.encode(prediction, response_type), response_type, None
         return self._reply(
             output_fn.call(context, prediction, response_type), response_type, "output_fn"
@@ -181,7 +185,7 @@ class Service:
     @staticmethod
     def _reply(result: Any, response_type: str, source: str) -> Reply:
         if not isinstance(result, tuple):
-            return _as_bytes(result, source), response_type, None
+            return _body(result, source), response_type, None
         if len(result) not in (2, 3):
             raise TypeError(
                 f"{source} returned a {len(result)}-tuple; expected (body, content_type)"
@@ -192,4 +196,23 @@ class Service:
                 f"{source} returned a content type of type {type(content_type).__name__}"
             )
         headers = _extra_headers(result[2], source) if len(result) == 3 else None
-        return _as_bytes(result[0], source), content_type, headers
+        return _body(result[0], source), content_type, headers
+
+
+def _body(result: Any, source: str) -> bytes | Chunks:
+    """One body, or a stream of chunks when the handler returned an iterator."""
+    if is_stream(result):
+        return Chunks(result, source, lambda chunk: _as_bytes(chunk, f"{source} (a chunk)"))
+    return _as_bytes(result, source)
+
+
+def _chunk_encoder(media_type: str) -> Callable[[Any], bytes]:
+    """The default output_fn for each chunk a streaming predict_fn yields: bytes and text as
+    they are, anything else encoded as `media_type`."""
+
+    def encode(chunk: Any) -> bytes:
+        if isinstance(chunk, bytes | bytearray | memoryview | str):
+            return _as_bytes(chunk, "predict_fn")
+        return codecs.encode(chunk, media_type)
+
+    return encode
