@@ -37,6 +37,31 @@ class Settings(BaseSettings):
     max_instances_per_endpoint: int = Field(default=8, ge=1)
     max_job_instances: int = Field(default=8, ge=1)
     job_stop_grace_seconds: float = Field(default=10.0, ge=0)
+    # Endpoint autoscaling: how often the autoscaler runs, the period of one metric datapoint,
+    # and how many datapoints in a row a target tracking policy's high (scale out) and low
+    # (scale in) alarms need, as the alarms AWS creates for such a policy do (3 and 15).
+    autoscaling_interval_seconds: float = Field(default=5.0, gt=0)
+    autoscaling_metric_period_seconds: float = Field(default=60.0, gt=0)
+    autoscaling_scale_out_datapoints: int = Field(default=3, ge=1)
+    autoscaling_scale_in_datapoints: int = Field(default=15, ge=1)
+    # Asynchronous inference: the inline Body cap (InvokeEndpointAsync's own limit), how long a
+    # claimed request stays leased to this server without a heartbeat (after a crash it returns
+    # to the queue when the lease runs out), and how often the queue is polled when idle.
+    async_max_inline_bytes: int = Field(default=128_000, ge=0)
+    async_lease_seconds: float = Field(default=30.0, gt=0)
+    async_poll_interval_seconds: float = Field(default=0.5, gt=0)
+    # SNS HTTP(S) delivery: attempts per message, exponential back-off from the base delay up
+    # to the cap, and the timeout of one POST (SNS's own is 15 s).
+    notification_delivery_attempts: int = Field(default=4, ge=1)
+    notification_retry_base_seconds: float = Field(default=1.0, ge=0)
+    notification_retry_max_seconds: float = Field(default=20.0, ge=0)
+    notification_delivery_timeout_seconds: float = Field(default=15.0, gt=0)
+    # Serverless variants: a worker unused this long is stopped (down to ProvisionedConcurrency),
+    # at most this many workers run per variant (each serves one request at a time), and cold
+    # starts fork from a pre-warmed parent process unless that is turned off.
+    serverless_idle_seconds: float = Field(default=300.0, gt=0)
+    serverless_max_workers: int = Field(default=4, ge=1)
+    serverless_prewarm: bool = True
     log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = "info"
     # An S3-compatible artifact store (AWS S3, MinIO, Ceph) instead of files under the home.
     s3_endpoint_url: str | None = None
@@ -44,6 +69,14 @@ class Settings(BaseSettings):
     s3_access_key_id: SecretStr | None = None
     s3_secret_access_key: SecretStr | None = None
     s3_addressing_style: Literal["path", "virtual", "auto"] = "auto"
+    # The S3 gateway: multipart uploads initiated longer ago than this are aborted (checked
+    # every sweep interval), and requests to `<bucket>.<base host>` address the bucket by host
+    # name (virtual-hosted style) for each base host listed.
+    s3_multipart_max_age_seconds: float = Field(default=7 * 86400.0, gt=0)
+    s3_multipart_sweep_interval_seconds: float = Field(default=3600.0, gt=0)
+    s3_virtual_host_bases: list[str] = Field(
+        default_factory=lambda: ["localhost", "s3.localhost.localstack.cloud"]
+    )
 
     @field_validator("home", mode="after")
     @classmethod

@@ -27,6 +27,15 @@ TRAINING_JOB = Kind("training-job", "training-job", "training job")
 PROCESSING_JOB = Kind("processing-job", "processing-job", "processing job")
 TRANSFORM_JOB = Kind("transform-job", "transform-job", "transform job")
 
+# SNS resources (notifications/): ARNs are SNS ARNs, built there, not SageMaker ones.
+SNS_TOPIC = Kind("sns-topic", "topic", "topic")
+SNS_SUBSCRIPTION = Kind("sns-subscription", "subscription", "subscription")
+
+# Application Auto Scaling resources (autoscaling/): their ARNs are built there too.
+SCALABLE_TARGET = Kind("scalable-target", "scalable-target", "scalable target")
+SCALING_POLICY = Kind("scaling-policy", "scaling-policy", "scaling policy")
+METRIC_ALARM = Kind("metric-alarm", "alarm", "alarm")
+
 TAGGABLE: tuple[Kind, ...] = (
     MODEL,
     ENDPOINT_CONFIG,

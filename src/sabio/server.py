@@ -9,13 +9,27 @@ from typing import Any
 
 from sabio.api.app import create_asgi
 from sabio.api.cloudwatch import CloudWatchApi
-from sabio.api.control_plane import ControlPlane, Operation
+from sabio.api.control_plane import ControlPlane, Json11Service, Operation
 from sabio.api.logs import LogsApi
 from sabio.api.runtime import ASGIApp, Runtime
+from sabio.api.runtime_async import AsyncRuntime
 from sabio.api.s3.routing import S3Gateway
+from sabio.api.sns import SnsApi
 from sabio.arns import ArnFactory
 from sabio.artifacts import registry
 from sabio.artifacts.registry import ArtifactRegistry
+from sabio.artifacts.upload_sweep import UploadSweeper
+from sabio.asyncinference.backlog import BacklogMetrics
+from sabio.asyncinference.dispatcher import Dispatcher
+from sabio.asyncinference.endpoints import AsyncEndpoints
+from sabio.asyncinference.service import AsyncInferenceService
+from sabio.asyncinference.sql_queue import SqlInvocationQueue
+from sabio.autoscaling.alarms import AlarmService
+from sabio.autoscaling.records import Arns as ScalingArns
+from sabio.autoscaling.records import Records as ScalingRecords
+from sabio.autoscaling.router_metrics import RouterMetricSource
+from sabio.autoscaling.scaler import Scaler
+from sabio.autoscaling.service import ScalingService
 from sabio.compute.local import LocalBackend
 from sabio.config import Settings
 from sabio.endpoints.configs import EndpointConfigService
@@ -25,6 +39,8 @@ from sabio.endpoints.service import EndpointService
 from sabio.environments.builder import EnvironmentBuilder
 from sabio.jobs.execution import JobExecutor
 from sabio.models.service import ModelService
+from sabio.notifications import publishing
+from sabio.notifications.publishing import Notifications
 from sabio.processing.controller import ProcessingController
 from sabio.processing.runner import ProcessingRunner
 from sabio.processing.service import ProcessingService
@@ -62,20 +78,39 @@ class Platform:
     logs: LogStore
     capture: CaptureWriter
     operations: dict[str, Operation]
+    # Application Auto Scaling: its operations and the autoscaler that acts on them.
+    scaling: ScalingService
+    scaler: Scaler
+    alarms: AlarmService
+    dispatcher: Dispatcher
+    asynchronous: AsyncInferenceService
+    backlog: BacklogMetrics
+    # SNS topics and HTTP(S) delivery; also the `Publisher` asynchronous inference notifies.
+    notifications: Notifications
+    # Aborts multipart uploads abandoned in the artifact store.
+    uploads: UploadSweeper
 
     async def start(self) -> None:
+        await self.notifications.start()
         await self.capture.start()
         await self.controller.start()
+        await self.scaler.start()
+        await self.dispatcher.start()
         await self.training.start()
         await self.processing.start()
         await self.transform.start()
+        await self.uploads.start()
 
     async def stop(self) -> None:
+        await self.uploads.stop()
         await self.transform.stop()
         await self.processing.stop()
         await self.training.stop()
+        await self.dispatcher.stop()
+        await self.scaler.stop()
         await self.controller.stop()
         await self.capture.stop()
+        await self.notifications.stop()
         self.repository.engine.dispose()
 
 
@@ -86,6 +121,7 @@ def build_platform(settings: Settings, environ: Mapping[str, str]) -> Platform:
     catalog = Catalog(repository, arns)
     artifacts = registry.from_settings(settings)
     capture = CaptureWriter(artifacts, settings.capture_flush_seconds)
+    notifications = publishing.from_settings(repository, settings)
     router = Router(
         settings.account_id, settings.invocation_timeout_seconds, capture, EndpointMetrics()
     )
@@ -112,6 +148,9 @@ def build_platform(settings: Settings, environ: Mapping[str, str]) -> Platform:
         arns,
         interval=settings.reconcile_interval_seconds,
         health_check_interval=settings.health_check_interval_seconds,
+        serverless_idle_seconds=settings.serverless_idle_seconds,
+        serverless_max_workers=settings.serverless_max_workers,
+        serverless_prewarm=settings.serverless_prewarm,
     )
     runner = TrainingRunner(
         home=settings.home,
@@ -154,11 +193,42 @@ def build_platform(settings: Settings, environ: Mapping[str, str]) -> Platform:
         settings.home / "jobs" / "transform",
         interval=settings.reconcile_interval_seconds,
     )
+    queue = SqlInvocationQueue(repository.engine)
+    async_endpoints = AsyncEndpoints(repository)
+    backlog = BacklogMetrics()
+    router.metrics.endpoint_series.append(backlog)
+    dispatcher = Dispatcher(
+        queue,
+        async_endpoints,
+        router,
+        artifacts,
+        notifications,
+        region=settings.region,
+        lease_seconds=settings.async_lease_seconds,
+        interval=settings.async_poll_interval_seconds,
+        backlog=backlog,
+    )
+    asynchronous = AsyncInferenceService(
+        queue, async_endpoints, artifacts, settings.account_id, dispatcher.notify
+    )
+    endpoint_service = EndpointService(
+        catalog, controller.notify, settings.max_instances_per_endpoint
+    )
+    scaling_records = ScalingRecords(repository, ScalingArns(settings.region, settings.account_id))
+    scaler = Scaler(
+        scaling_records,
+        endpoint_service,
+        [RouterMetricSource(router.metrics), backlog],
+        interval=settings.autoscaling_interval_seconds,
+        period=settings.autoscaling_metric_period_seconds,
+        scale_out_datapoints=settings.autoscaling_scale_out_datapoints,
+        scale_in_datapoints=settings.autoscaling_scale_in_datapoints,
+    )
     operations: dict[str, Any] = {}
     for service in (
         ModelService(catalog),
         EndpointConfigService(catalog, settings.max_instances_per_endpoint),
-        EndpointService(catalog, controller.notify, settings.max_instances_per_endpoint),
+        endpoint_service,
         TrainingService(catalog, training.notify, max_instances=settings.max_job_instances),
         ProcessingService(catalog, processing.notify, max_instances=settings.max_job_instances),
         TransformService(catalog, transform.notify, max_instances=settings.max_job_instances),
@@ -177,6 +247,18 @@ def build_platform(settings: Settings, environ: Mapping[str, str]) -> Platform:
         logs=logs,
         capture=capture,
         operations=operations,
+        dispatcher=dispatcher,
+        asynchronous=asynchronous,
+        backlog=backlog,
+        notifications=notifications,
+        scaling=ScalingService(scaling_records, scaler.notify),
+        alarms=AlarmService(repository, scaling_records.arns, scaler.notify),
+        scaler=scaler,
+        uploads=UploadSweeper(
+            lambda: artifacts.for_scheme("s3"),
+            settings.s3_multipart_max_age_seconds,
+            settings.s3_multipart_sweep_interval_seconds,
+        ),
     )
 
 
@@ -184,7 +266,13 @@ def build_app(settings: Settings, environ: Mapping[str, str]) -> tuple[ASGIApp, 
     platform = build_platform(settings, environ)
     app = create_asgi(
         ControlPlane(platform.operations, settings.max_request_bytes),
-        Runtime(platform.router, settings.max_invocation_bytes),
+        Runtime(
+            platform.router,
+            settings.max_invocation_bytes,
+            AsyncRuntime(
+                platform.asynchronous, settings.async_max_inline_bytes, settings.account_id
+            ),
+        ),
         LogsApi(platform.logs, settings.max_request_bytes),
         platform.start,
         platform.stop,
@@ -192,9 +280,20 @@ def build_app(settings: Settings, environ: Mapping[str, str]) -> tuple[ASGIApp, 
             lambda: platform.artifacts.for_scheme("s3"),
             settings.region,
             external=settings.s3_endpoint_url,
+            virtual_hosts=settings.s3_virtual_host_bases,
         ),
         cloudwatch=CloudWatchApi(
-            platform.router.metrics, settings.max_request_bytes, settings.account_id
+            platform.router.metrics,
+            settings.max_request_bytes,
+            settings.account_id,
+            alarms=platform.alarms.operations(),
+        ),
+        sns=SnsApi(platform.notifications, settings.max_request_bytes),
+        autoscaling=Json11Service(
+            "application-autoscaling",
+            "AnyScaleFrontendService.",
+            platform.scaling.operations(),
+            settings.max_request_bytes,
         ),
     )
     return app, platform

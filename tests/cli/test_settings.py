@@ -37,12 +37,29 @@ EVERY_SETTING = {
     "MAX_INSTANCES_PER_ENDPOINT": "3",
     "MAX_JOB_INSTANCES": "4",
     "JOB_STOP_GRACE_SECONDS": "4.5",
+    "AUTOSCALING_INTERVAL_SECONDS": "0.75",
+    "AUTOSCALING_METRIC_PERIOD_SECONDS": "10",
+    "AUTOSCALING_SCALE_OUT_DATAPOINTS": "2",
+    "AUTOSCALING_SCALE_IN_DATAPOINTS": "6",
+    "ASYNC_MAX_INLINE_BYTES": "4096",
+    "ASYNC_LEASE_SECONDS": "7.5",
+    "ASYNC_POLL_INTERVAL_SECONDS": "0.2",
+    "NOTIFICATION_DELIVERY_ATTEMPTS": "6",
+    "NOTIFICATION_RETRY_BASE_SECONDS": "0.1",
+    "NOTIFICATION_RETRY_MAX_SECONDS": "2.5",
+    "NOTIFICATION_DELIVERY_TIMEOUT_SECONDS": "3.5",
+    "SERVERLESS_IDLE_SECONDS": "45",
+    "SERVERLESS_MAX_WORKERS": "2",
+    "SERVERLESS_PREWARM": "false",
     "LOG_LEVEL": "debug",
     "S3_ENDPOINT_URL": "http://minio.internal:9000",
     "S3_REGION": "eu-west-3",
     "S3_ACCESS_KEY_ID": "minio",
     "S3_SECRET_ACCESS_KEY": "minio-secret",
     "S3_ADDRESSING_STYLE": "path",
+    "S3_MULTIPART_MAX_AGE_SECONDS": "3600",
+    "S3_MULTIPART_SWEEP_INTERVAL_SECONDS": "60",
+    "S3_VIRTUAL_HOST_BASES": '["s3.example.internal"]',
 }
 
 
@@ -83,6 +100,20 @@ def test_every_setting_comes_from_a_sabio_variable(clean_env: pytest.MonkeyPatch
     assert settings.max_instances_per_endpoint == 3
     assert settings.max_job_instances == 4
     assert settings.job_stop_grace_seconds == 4.5
+    assert settings.autoscaling_interval_seconds == 0.75
+    assert settings.autoscaling_metric_period_seconds == 10
+    assert settings.autoscaling_scale_out_datapoints == 2
+    assert settings.autoscaling_scale_in_datapoints == 6
+    assert settings.async_max_inline_bytes == 4096
+    assert settings.async_lease_seconds == 7.5
+    assert settings.async_poll_interval_seconds == 0.2
+    assert settings.notification_delivery_attempts == 6
+    assert settings.notification_retry_base_seconds == 0.1
+    assert settings.notification_retry_max_seconds == 2.5
+    assert settings.notification_delivery_timeout_seconds == 3.5
+    assert settings.serverless_idle_seconds == 45
+    assert settings.serverless_max_workers == 2
+    assert settings.serverless_prewarm is False
     assert settings.log_level == "debug"
     assert settings.s3_endpoint_url == "http://minio.internal:9000"
     assert settings.s3_region == "eu-west-3"
@@ -91,6 +122,9 @@ def test_every_setting_comes_from_a_sabio_variable(clean_env: pytest.MonkeyPatch
     assert settings.s3_secret_access_key.get_secret_value() == "minio-secret"
     assert "minio-secret" not in repr(settings)
     assert settings.s3_addressing_style == "path"
+    assert settings.s3_multipart_max_age_seconds == 3600
+    assert settings.s3_multipart_sweep_interval_seconds == 60
+    assert settings.s3_virtual_host_bases == ["s3.example.internal"]
 
 
 def test_defaults(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> None:

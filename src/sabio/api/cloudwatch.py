@@ -28,6 +28,7 @@ from typing import Any
 
 import cbor2
 from botocore.model import OperationModel, Shape
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -176,13 +177,15 @@ def _tag_timestamps(shape: Shape, value: Any) -> Any:
 
 
 class CloudWatchApi:
-    """`GetMetricStatistics`, `GetMetricData` and `ListMetrics` over the endpoint metrics."""
+    """`GetMetricStatistics`, `GetMetricData` and `ListMetrics` over the endpoint metrics, and
+    the metric alarms that drive step scaling (`sabio.autoscaling.alarms`)."""
 
     def __init__(
         self,
         metrics: EndpointMetrics,
         max_request_bytes: int = MAX_REQUEST_BYTES,
         account_id: str = "123456789012",
+        alarms: Mapping[str, Operation] | None = None,
     ) -> None:
         self.metrics = metrics
         self.max_request_bytes = max_request_bytes
@@ -192,6 +195,9 @@ class CloudWatchApi:
             "GetMetricData": self._get_metric_data,
             "ListMetrics": self._list_metrics,
         }
+        # Alarm operations read and write the metadata store: they run in a thread.
+        self.blocking = dict(alarms or {})
+        self.operations.update(self.blocking)
 
     # HTTP handlers
 
@@ -218,7 +224,8 @@ class CloudWatchApi:
             if handler is None:
                 raise UnknownOperationError(
                     f"Sabio does not implement the CloudWatch operation {name}; it serves "
-                    "GetMetricStatistics, GetMetricData and ListMetrics for AWS/SageMaker."
+                    "GetMetricStatistics, GetMetricData and ListMetrics for AWS/SageMaker, and "
+                    "PutMetricAlarm, DescribeAlarms and DeleteAlarms."
                 )
             too_large = CloudWatchValidationError(
                 f"The request body is larger than {self.max_request_bytes} bytes."
@@ -226,7 +233,11 @@ class CloudWatchApi:
             declared = content_length(request.headers.get("content-length"))
             body = await read_capped(request.receive, declared, self.max_request_bytes, too_large)
             params = _validated(model, wire.decode(body))
-            result = shape_output(model, handler(params))
+            if name in self.blocking:
+                outcome = await run_in_threadpool(handler, params)
+            else:
+                outcome = handler(params)
+            result = shape_output(model, outcome)
             return Response(
                 wire.encode(model.output_shape, result),
                 media_type=wire.content_type,
@@ -314,7 +325,7 @@ class CloudWatchApi:
                     for f in filters
                 ):
                     continue
-                for metric in UNITS:
+                for metric in recorder.metric_names():
                     if name in (None, metric):
                         metrics.append(
                             {
@@ -326,6 +337,22 @@ class CloudWatchApi:
                                 ],
                             }
                         )
+            for series in self.metrics.endpoint_series:
+                for endpoint in series.endpoints():
+                    if not all(
+                        f["Name"] == ENDPOINT_DIMENSION and f.get("Value") in (None, endpoint)
+                        for f in filters
+                    ):
+                        continue
+                    metrics.extend(
+                        {
+                            "Namespace": NAMESPACE,
+                            "MetricName": metric,
+                            "Dimensions": [{"Name": ENDPOINT_DIMENSION, "Value": endpoint}],
+                        }
+                        for metric in series.units
+                        if name in (None, metric)
+                    )
         offset = _token_numbers(p.get("NextToken"), 1)[0] if p.get("NextToken") else 0
         page = metrics[offset : offset + LIST_PAGE]
         result: dict[str, Any] = {"Metrics": page}
@@ -347,11 +374,18 @@ class CloudWatchApi:
         namespace or metric, other dimensions, another unit), as CloudWatch answers then."""
         name = metric.get("MetricName", "")
         known = UNITS.get(name)
+        dimensions = {d["Name"]: d["Value"] for d in metric.get("Dimensions") or []}
+        if metric.get("Namespace") == NAMESPACE and set(dimensions) == {ENDPOINT_DIMENSION}:
+            for series in self.metrics.endpoint_series:
+                if name in series.units and unit in (None, series.units[name]):
+                    points = series.datapoints(
+                        dimensions[ENDPOINT_DIMENSION], name, start, end, period
+                    )
+                    return series.units[name], points
         if metric.get("Namespace") != NAMESPACE or known is None:
             return unit or "None", []
         if unit is not None and unit != known:
             return unit, []
-        dimensions = {d["Name"]: d["Value"] for d in metric.get("Dimensions") or []}
         if set(dimensions) != {ENDPOINT_DIMENSION, VARIANT_DIMENSION}:
             return known, []
         return known, self.metrics.datapoints(

@@ -28,7 +28,7 @@ import math
 import time
 from bisect import bisect_right
 from collections import deque
-from collections.abc import Callable, Collection, Iterable, Iterator, Sized
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sized
 from dataclasses import dataclass
 from time import perf_counter_ns
 from typing import Protocol
@@ -43,6 +43,7 @@ ERRORS_5XX = "Invocation5XXErrors"
 MODEL_LATENCY = "ModelLatency"
 OVERHEAD_LATENCY = "OverheadLatency"
 PER_INSTANCE = "InvocationsPerInstance"
+MODEL_SETUP_TIME = "ModelSetupTime"
 
 UNITS: dict[str, str] = {
     INVOCATIONS: "None",
@@ -51,6 +52,7 @@ UNITS: dict[str, str] = {
     MODEL_LATENCY: "Microseconds",
     OVERHEAD_LATENCY: "Microseconds",
     PER_INSTANCE: "None",
+    MODEL_SETUP_TIME: "Microseconds",
 }
 """Every metric published per (EndpointName, VariantName), with the unit SageMaker gives it."""
 
@@ -173,7 +175,10 @@ class VariantMetrics:
         "overhead_min",
         "overhead_ns",
         "per_instance",
+        "per_instance_total",
         "period",
+        "setup_totals",
+        "setups",
         "source",
         "totals",
         "variant",
@@ -189,6 +194,12 @@ class VariantMetrics:
         self.history: deque[Bucket] = deque(maxlen=math.ceil(retention / period) + 1)
         self.totals = [0, 0, 0, 0, 0]
         """Closed buckets' invocations, 4XX, 5XX, model ns and overhead ns, for Prometheus."""
+        self.per_instance_total = 0.0
+        """Closed buckets' `InvocationsPerInstance` sum, for the autoscaler."""
+        self.setups: deque[tuple[float, int]] = deque(maxlen=10_000)
+        """Cold starts of a serverless variant: (epoch seconds, `ModelSetupTime` in µs)."""
+        self.setup_totals = [0, 0]
+        """Cold starts and their µs since the start, for Prometheus."""
         self.model_hist = [0] * (len(_BOUNDS_NS) + 1)
         self.overhead_hist = [0] * (len(_BOUNDS_NS) + 1)
         self.source: RoutedVariant | None = None
@@ -254,6 +265,7 @@ class VariantMetrics:
             totals[2] += closed.errors_5xx
             totals[3] += closed.model_ns
             totals[4] += closed.overhead_ns
+            self.per_instance_total += closed.per_instance
         self._reset()
         self._key = key
         # perf_counter and the wall clock drift apart (NTP); re-anchor once a period.
@@ -297,6 +309,27 @@ class VariantMetrics:
             t[4] + self.overhead_ns,
         )
 
+    def cumulative(self) -> tuple[int, float]:
+        """Invocations and the `InvocationsPerInstance` sum since the start: the autoscaler
+        differences two readings to get a window shorter than a bucket. Read on the event loop,
+        where the recorder is written, so the two figures agree."""
+        return self.totals[0] + self.invocations, self.per_instance_total + self.per_instance
+
+    def record_setup(self, micros: int) -> None:
+        """One cold start of a serverless worker: `ModelSetupTime`, one sample per start."""
+        self.setups.append((_wall_ns() / 1e9, micros))
+        self.setup_totals[0] += 1
+        self.setup_totals[1] += micros
+
+    def metric_names(self) -> list[str]:
+        """The metrics this variant publishes: `ModelSetupTime` only once it had a cold start
+        (serverless variants)."""
+        return [m for m in UNITS if m != MODEL_SETUP_TIME or self.setups]
+
+    def setup_statistics(self, since: float) -> list[tuple[float, Statistics]]:
+        """Each cold start at or after `since` (epoch seconds) as a one-sample statistic."""
+        return [(t, Statistics(1, m, m, m)) for t, m in self.setups if t >= since]
+
     def instance_count(self) -> int:
         source = self.source
         return len(source.instances) if source is not None else 0
@@ -306,6 +339,19 @@ class VariantMetrics:
 class Datapoint:
     timestamp: int
     statistics: Statistics
+
+
+class EndpointSeries(Protocol):
+    """Metrics another part of the server publishes per endpoint alone (dimension
+    `EndpointName`), such as the asynchronous inference backlog; it keeps the figures."""
+
+    units: Mapping[str, str]
+
+    def endpoints(self) -> list[str]: ...
+
+    def datapoints(
+        self, endpoint: str, metric: str, start: float, end: float, period: int
+    ) -> list[Datapoint]: ...
 
 
 class EndpointMetrics:
@@ -323,6 +369,7 @@ class EndpointMetrics:
         self.retention = retention_seconds
         self.clock = clock
         self._recorders: dict[tuple[str, str], VariantMetrics] = {}
+        self.endpoint_series: list[EndpointSeries] = []
 
     # What the router calls when routes change (rarely).
 
@@ -389,11 +436,16 @@ class EndpointMetrics:
         if recorder is None or metric not in UNITS:
             return []
         merged: dict[int, Statistics] = {}
-        for bucket in recorder.buckets(max(start, self._horizon())):
-            if not start <= bucket.start < end:
+        since = max(start, self._horizon())
+        samples = (
+            recorder.setup_statistics(since)
+            if metric == MODEL_SETUP_TIME
+            else [(b.start, b.statistics(metric)) for b in recorder.buckets(since)]
+        )
+        for when, stats in samples:
+            if not start <= when < end:
                 continue
-            slot = int(start + (bucket.start - start) // period * period)
-            stats = bucket.statistics(metric)
+            slot = int(start + (when - start) // period * period)
             previous = merged.get(slot)
             merged[slot] = stats if previous is None else previous.merge(stats)
         return [Datapoint(t, merged[t]) for t in sorted(merged)]

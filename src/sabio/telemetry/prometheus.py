@@ -64,6 +64,16 @@ def render(metrics: EndpointMetrics) -> str:
     )
     for recorder, labels, _ in totals:
         lines.append(f"sabio_variant_instances{{{labels}}} {recorder.instance_count()}")
+    _family(
+        lines,
+        "sabio_model_setup_seconds",
+        "summary",
+        "Cold starts of serverless workers and the time they took, as SageMaker's ModelSetupTime.",
+    )
+    for recorder, labels, _ in totals:
+        starts, micros = recorder.setup_totals
+        lines.append(f"sabio_model_setup_seconds_sum{{{labels}}} {micros / 1e6!r}")
+        lines.append(f"sabio_model_setup_seconds_count{{{labels}}} {starts}")
     lines.append("")
     return "\n".join(lines)
 
