@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import io
 import json
 import statistics
-import tarfile
 import tempfile
 import threading
 import time
@@ -28,7 +26,7 @@ from typing import Any
 
 import boto3
 
-from harness import machine, sabio_server, write_section
+from harness import machine, percentile, sabio_server, tar_gz, write_section
 
 IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
 ROLE = "arn:aws:iam::123456789012:role/Bench"
@@ -39,20 +37,6 @@ def model_fn(model_dir):
 def transform_fn(model, body, content_type, accept):
     return body, "application/json"
 """
-
-
-def archive(path: Path) -> Path:
-    data = ECHO.encode()
-    with tarfile.open(path, "w:gz") as tar:
-        info = tarfile.TarInfo("code/inference.py")
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
-    return path
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def main() -> None:
@@ -68,7 +52,8 @@ def main() -> None:
         sm, s3 = boto3.client("sagemaker"), boto3.client("s3")
         runtime = boto3.client("sagemaker-runtime")
         s3.create_bucket(Bucket="bench")
-        server.copy(archive(Path(scratch) / "echo.tar.gz"), "s3://bench/model/echo.tar.gz")
+        echo = {"code/inference.py": ECHO.encode()}
+        server.copy(tar_gz(Path(scratch) / "echo.tar.gz", echo), "s3://bench/model/echo.tar.gz")
         sm.create_model(
             ModelName="echo",
             ExecutionRoleArn=ROLE,

@@ -31,7 +31,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from harness import machine, sabio_server, write_section
+from harness import cpu_pressure, machine, sabio_server, write_section
 
 BUCKET = "bench-s3"
 BLOCK = 1024 * 1024
@@ -72,16 +72,6 @@ def server_cpu(port: int) -> Callable[[], float]:
 def client_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
-
-
-def cpu_pressure() -> str:
-    """How much other processes competed for the CPU (Linux pressure stall information)."""
-    try:
-        line = Path("/proc/pressure/cpu").read_text().splitlines()[0]
-    except (OSError, IndexError):
-        return "not measured"
-    fields = dict(part.split("=") for part in line.split()[1:])
-    return f"runnable tasks waited for a CPU {fields.get('avg60', '?')}% of the last minute"
 
 
 def main() -> int:

@@ -21,7 +21,6 @@ import io
 import json
 import os
 import statistics
-import tarfile
 import tempfile
 import time
 import urllib.request
@@ -33,8 +32,7 @@ import joblib
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
-from bench_s3 import cpu_pressure
-from harness import Server, machine, sabio_server, write_section
+from harness import Server, cpu_pressure, machine, sabio_server, tar_gz, write_section
 
 IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
 ROLE = "arn:aws:iam::123456789012:role/Bench"
@@ -62,15 +60,9 @@ def model_archive(path: Path) -> Path:
     iris = load_iris()
     buffer = io.BytesIO()
     joblib.dump(LogisticRegression(max_iter=500).fit(iris.data, iris.target), buffer)
-    with tarfile.open(path, "w:gz") as tar:
-        for name, data in (
-            ("model.joblib", buffer.getvalue()),
-            ("code/inference.py", INFERENCE.encode()),
-        ):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return path
+    return tar_gz(
+        path, {"model.joblib": buffer.getvalue(), "code/inference.py": INFERENCE.encode()}
+    )
 
 
 def workers(server: Server, name: str) -> int:

@@ -38,7 +38,7 @@ from pathlib import Path
 import boto3
 
 import serving_peers as peers
-from harness import free_port, machine, sabio_server, write_section
+from harness import free_port, machine, sabio_server, tree_sum, write_section
 from serving_report import CLIENTS, ROWS, Run, tables, targets
 
 IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
@@ -60,25 +60,7 @@ wrk.headers["Content-Type"] = "application/json"
 
 def tree_cpu(root: int) -> float:
     """CPU seconds (user + system) of `root` and all its live descendants."""
-    parents: dict[int, int] = {}
-    times: dict[int, float] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = Path(entry.path, "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        pid = int(entry.name)
-        parents[pid] = int(fields[1])
-        times[pid] = (int(fields[11]) + int(fields[12])) / TICK
-    total, frontier = 0.0, [root]
-    while frontier:
-        pid = frontier.pop()
-        total += times.get(pid, 0.0)
-        frontier.extend(child for child, parent in parents.items() if parent == pid)
-    return total
+    return tree_sum(root, lambda _, fields: (int(fields[11]) + int(fields[12])) / TICK)
 
 
 # wrk
@@ -173,18 +155,6 @@ def launched(
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
-
-
-def sabio_pid(home: Path) -> int:
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                argv = (entry / "cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if b"server" in argv and str(home).encode() in argv:
-                return int(entry.name)
-    raise RuntimeError("the Sabio server process was not found")
 
 
 def sabio_archive(work: Path, name: str) -> Path:
@@ -286,7 +256,7 @@ class Bench:
 
     def sabio(self) -> None:
         with sabio_server() as server:
-            pid = sabio_pid(server.home)
+            pid = server.pid()
             sm = boto3.client("sagemaker")
             for model in self.args.models:
                 server.copy(sabio_archive(self.work, model), f"s3://bench/{model}/model.tar.gz")

@@ -33,7 +33,7 @@ import joblib
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
-from harness import Server, machine, sabio_server, write_section
+from harness import machine, sabio_server, tree_sum, write_section
 
 IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
 ROLE = "arn:aws:iam::123456789012:role/Bench"
@@ -74,40 +74,14 @@ def archive(model: Path, path: Path) -> Path:
     return path
 
 
-def server_pid(server: Server) -> int:
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                argv = (entry / "cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if b"server" in argv and str(server.home).encode() in argv:
-                return int(entry.name)
-    raise RuntimeError("the server process was not found")
-
-
 def tree_rss(root: int) -> int:
     """Resident bytes of a process and all its descendants."""
-    parents: dict[int, int] = {}
-    rss: dict[int, int] = {}
     page = os.sysconf("SC_PAGE_SIZE")
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            statm = (entry / "statm").read_text().split()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        parents[int(entry.name)] = int(fields[1])
-        rss[int(entry.name)] = int(statm[1]) * page
-    total, stack = 0, [root]
-    while stack:
-        pid = stack.pop()
-        total += rss.get(pid, 0)
-        stack.extend(child for child, parent in parents.items() if parent == pid)
-    return total
+
+    def resident(proc: str, _: list[str]) -> float:
+        return int(Path(proc, "statm").read_text().split()[1]) * page
+
+    return int(tree_sum(root, resident))
 
 
 class Sampler(threading.Thread):
@@ -166,7 +140,7 @@ def main() -> int:
             ExecutionRoleArn=ROLE,
             PrimaryContainer={"Image": IMAGE, "ModelDataUrl": "s3://bench/model/model.tar.gz"},
         )
-        pid = server_pid(server)
+        pid = server.pid()
         idle = tree_rss(pid)
         script = home / "plain.py"
         script.write_text(PLAIN)

@@ -1,16 +1,19 @@
 """What the benchmarks share: a real Sabio server in a temporary home, boto3 pointed at it,
-files copied into its artifact store, and a description of the machine."""
+files copied into its artifact store, model archives, percentiles, and a description of the
+machine and of the load on it."""
 
 from __future__ import annotations
 
+import io
 import os
 import platform
 import socket
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +32,18 @@ class Server:
             check=True,
             stdout=subprocess.DEVNULL,
         )
+
+    def pid(self) -> int:
+        """The server's process id, found by its command line (it runs `--home <home>`)."""
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    argv = (entry / "cmdline").read_bytes().split(b"\0")
+                except OSError:
+                    continue
+                if b"server" in argv and str(self.home).encode() in argv:
+                    return int(entry.name)
+        raise RuntimeError("the Sabio server process was not found")
 
 
 def free_port() -> int:
@@ -71,6 +86,47 @@ def sabio_server() -> Iterator[Server]:
             process.wait(timeout=60)
 
 
+def tar_gz(path: Path, files: dict[str, bytes]) -> Path:
+    """A gzipped tar at `path` holding `files` (archive name to contents)."""
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def tree_sum(root: int, measure: Callable[[str, list[str]], float]) -> float:
+    """The sum of `measure(proc_dir, stat_fields)` over `root` and its live descendants, where
+    `stat_fields` are the fields of `/proc/<pid>/stat` after the command name (state first);
+    a process that ends while it is read counts for nothing."""
+    parents: dict[int, int] = {}
+    values: dict[int, float] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+            fields = stat[stat.rindex(")") + 2 :].split()
+            value = measure(entry.path, fields)
+        except OSError:
+            continue
+        pid = int(entry.name)
+        parents[pid] = int(fields[1])
+        values[pid] = value
+    total, frontier = 0.0, [root]
+    while frontier:
+        pid = frontier.pop()
+        total += values.get(pid, 0.0)
+        frontier.extend(child for child, parent in parents.items() if parent == pid)
+    return total
+
+
 def machine() -> str:
     model = "unknown CPU"
     try:
@@ -85,6 +141,16 @@ def machine() -> str:
         f"{os.cpu_count()} cores ({model}), {memory:.0f} GiB, {platform.system()} "
         f"{platform.release()}, Python {platform.python_version()}"
     )
+
+
+def cpu_pressure() -> str:
+    """How much other processes competed for the CPU (Linux pressure stall information)."""
+    try:
+        line = Path("/proc/pressure/cpu").read_text().splitlines()[0]
+    except (OSError, IndexError):
+        return "not measured"
+    fields = dict(part.split("=") for part in line.split()[1:])
+    return f"runnable tasks waited for a CPU {fields.get('avg60', '?')}% of the last minute"
 
 
 def write_section(name: str, title: str, lines: list[str]) -> None:

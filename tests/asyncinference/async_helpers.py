@@ -8,8 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from support.deploy import deploy, store_archive, unique
-from support.models import model_archive
+from support.deploy import deploy, store_code_model, unique
 from support.server import SabioServer
 
 ECHO = """\
@@ -33,8 +32,7 @@ FAST = {
 
 
 def echo_model(server: SabioServer, tmp_path: Path) -> str:
-    archive = model_archive(tmp_path / "echo.tar.gz", {"code/inference.py": ECHO}, with_model=False)
-    return store_archive(server, archive, f"async/{unique('echo')}.tar.gz")
+    return store_code_model(server, tmp_path, ECHO, "echo")
 
 
 def deploy_async(
@@ -70,6 +68,31 @@ def wait_for_object(s3: Any, uri: str, timeout: float = 20) -> bytes:
 def put_input(s3: Any, bucket: str, key: str, payload: dict[str, Any]) -> str:
     s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(payload).encode())
     return f"s3://{bucket}/{key}"
+
+
+def completed_event(
+    endpoint: str, input_location: str, output_location: str, answer: str, inference_id: str
+) -> dict[str, Any]:
+    """The InferenceResult document SageMaker publishes for an answered JSON request read from
+    S3, without its two timestamps."""
+    return {
+        "awsRegion": "us-east-1",
+        "invocationStatus": "Completed",
+        "requestParameters": {
+            "endpointName": endpoint,
+            "contentType": "application/json",
+            "inputLocation": input_location,
+        },
+        "responseParameters": {
+            "contentType": "application/json",
+            "outputLocation": output_location,
+            "responseBody": {"content": answer, "encoding": "UTF-8"},
+        },
+        "inferenceId": inference_id,
+        "eventVersion": "1.0",
+        "eventSource": "aws:sagemaker",
+        "eventName": "InferenceResult",
+    }
 
 
 def exists(s3: Any, uri: str) -> bool:

@@ -10,17 +10,13 @@ import boto3
 import pytest
 
 from asyncinference.async_helpers import FAST
-from support.server import SabioServer
+from support.server import SabioServer, running_server
 
 
 @pytest.fixture(scope="module")
 def async_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SabioServer]:
-    running = SabioServer(tmp_path_factory.mktemp("async-home"), env=dict(FAST))
-    running.start()
-    try:
+    with running_server(tmp_path_factory.mktemp("async-home"), dict(FAST)) as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture

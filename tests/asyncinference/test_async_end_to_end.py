@@ -18,6 +18,7 @@ import pytest
 
 from asyncinference.async_helpers import (
     FAST,
+    completed_event,
     deploy_async,
     echo_model,
     put_input,
@@ -26,7 +27,7 @@ from asyncinference.async_helpers import (
 from autoscaling.scaling_helpers import FAST as FAST_SCALING
 from notifications.conftest import FAST_RETRIES, Listener
 from support.deploy import unique
-from support.server import SabioServer
+from support.server import SabioServer, running_server
 
 NS = "sagemaker"
 DIM = "sagemaker:variant:DesiredInstanceCount"
@@ -45,21 +46,14 @@ SETTINGS = {
 
 @pytest.fixture(scope="module")
 def async_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SabioServer]:
-    running = SabioServer(tmp_path_factory.mktemp("async-e2e-home"), env=dict(SETTINGS))
-    running.start()
-    try:
+    with running_server(tmp_path_factory.mktemp("async-e2e-home"), dict(SETTINGS)) as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture
 def listener() -> Iterator[Listener]:
-    running = Listener()
-    try:
+    with Listener() as running:
         yield running
-    finally:
-        running.close()
 
 
 def instance_counts(sm: Any, endpoint: str) -> tuple[int, int]:
@@ -264,24 +258,9 @@ def test_results_and_failures_reach_an_http_subscriber(
 
     completed = by_topic[success]
     assert ISO.match(completed.pop("eventTime")) and ISO.match(completed.pop("receivedTime"))
-    assert completed == {
-        "awsRegion": "us-east-1",
-        "invocationStatus": "Completed",
-        "requestParameters": {
-            "endpointName": endpoint,
-            "contentType": "application/json",
-            "inputLocation": source,
-        },
-        "responseParameters": {
-            "contentType": "application/json",
-            "outputLocation": ok["OutputLocation"],
-            "responseBody": {"content": answer, "encoding": "UTF-8"},
-        },
-        "inferenceId": ok["InferenceId"],
-        "eventVersion": "1.0",
-        "eventSource": "aws:sagemaker",
-        "eventName": "InferenceResult",
-    }
+    assert completed == completed_event(
+        endpoint, source, ok["OutputLocation"], answer, ok["InferenceId"]
+    )
 
     failed = by_topic[error]
     assert ISO.match(failed.pop("eventTime")) and ISO.match(failed.pop("receivedTime"))

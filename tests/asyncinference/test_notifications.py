@@ -19,7 +19,13 @@ import pytest
 import uvicorn
 from sqlalchemy import update
 
-from asyncinference.async_helpers import deploy_async, echo_model, put_input, wait_for_object
+from asyncinference.async_helpers import (
+    completed_event,
+    deploy_async,
+    echo_model,
+    put_input,
+    wait_for_object,
+)
 from asyncinference.recording_publisher import RecordingPublisher
 from sabio.config import Settings
 from sabio.server import build_app
@@ -108,24 +114,7 @@ def test_results_failures_and_expiry_are_published(
     message = published(served.publisher, SUCCESS, ok["InferenceId"])
     assert ISO.match(message.pop("eventTime")) and ISO.match(message.pop("receivedTime"))
     answer = wait_for_object(s3, ok["OutputLocation"]).decode()
-    assert message == {
-        "awsRegion": "us-east-1",
-        "invocationStatus": "Completed",
-        "requestParameters": {
-            "endpointName": name,
-            "contentType": "application/json",
-            "inputLocation": source,
-        },
-        "responseParameters": {
-            "contentType": "application/json",
-            "outputLocation": ok["OutputLocation"],
-            "responseBody": {"content": answer, "encoding": "UTF-8"},
-        },
-        "inferenceId": ok["InferenceId"],
-        "eventVersion": "1.0",
-        "eventSource": "aws:sagemaker",
-        "eventName": "InferenceResult",
-    }
+    assert message == completed_event(name, source, ok["OutputLocation"], answer, ok["InferenceId"])
 
     bad = runtime.invoke_endpoint_async(EndpointName=name, Body=b'{"fail": "no"}')
     failed = published(served.publisher, ERROR, bad["InferenceId"])

@@ -13,8 +13,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError, EventStreamError
 
-from support.deploy import deploy, invoke_when_ready, store_archive, unique
-from support.models import model_archive
+from support.deploy import deploy, invoke_when_ready, store_code_model, unique
 from support.server import SabioServer
 
 STREAMING = """\
@@ -53,12 +52,7 @@ async def _async_parts(count):
 
 @pytest.fixture(scope="module")
 def endpoint(server: SabioServer, tmp_path_factory: pytest.TempPathFactory) -> str:
-    archive = model_archive(
-        tmp_path_factory.mktemp("stream") / "m.tar.gz",
-        {"code/inference.py": STREAMING},
-        with_model=False,
-    )
-    uri = store_archive(server, archive, f"{unique('stream')}/model.tar.gz")
+    uri = store_code_model(server, tmp_path_factory.mktemp("stream"), STREAMING, "stream")
     sm = boto3.client("sagemaker", endpoint_url=server.url)
     return deploy(
         sm, uri, name=unique("stream"), environment={"SAGEMAKER_MODEL_SERVER_TIMEOUT": "2"}

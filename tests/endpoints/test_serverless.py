@@ -19,9 +19,9 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from botocore.retries.standard import ThrottledRetryableChecker
 
-from support.deploy import ROLE, SKLEARN_IMAGE, store_archive, unique
+from support.deploy import ROLE, SKLEARN_IMAGE, deploy, store_archive, store_code_model, unique
 from support.models import INFERENCE_PY, model_archive
-from support.server import SabioServer
+from support.server import SabioServer, running_server
 
 IDLE_SECONDS = 1.5
 
@@ -49,18 +49,12 @@ def transform_fn(model, body, content_type, accept):
 @pytest.fixture(scope="module")
 def serverless(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SabioServer]:
     """A server whose serverless workers stop after a short idle period."""
-    running = SabioServer(
-        tmp_path_factory.mktemp("serverless"),
-        env={
-            "SABIO_SERVERLESS_IDLE_SECONDS": str(IDLE_SECONDS),
-            "SABIO_WORKER_STOP_GRACE_SECONDS": "2",
-        },
-    )
-    running.start()
-    try:
+    env = {
+        "SABIO_SERVERLESS_IDLE_SECONDS": str(IDLE_SECONDS),
+        "SABIO_WORKER_STOP_GRACE_SECONDS": "2",
+    }
+    with running_server(tmp_path_factory.mktemp("serverless"), env) as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture
@@ -71,27 +65,12 @@ def clients(serverless: SabioServer, monkeypatch: pytest.MonkeyPatch) -> tuple[A
 
 def deploy_serverless(sm: Any, model_uri: str, *, wait: bool = True, **serverless: int) -> str:
     name = unique("sls")
-    sm.create_model(
-        ModelName=name,
-        ExecutionRoleArn=ROLE,
-        PrimaryContainer={"Image": SKLEARN_IMAGE, "ModelDataUrl": model_uri},
-    )
-    sm.create_endpoint_config(
-        EndpointConfigName=name,
-        ProductionVariants=[
-            {
-                "VariantName": "AllTraffic",
-                "ModelName": name,
-                "ServerlessConfig": {"MemorySizeInMB": 1024, "MaxConcurrency": 2, **serverless},
-            }
-        ],
-    )
-    sm.create_endpoint(EndpointName=name, EndpointConfigName=name)
-    if wait:
-        sm.get_waiter("endpoint_in_service").wait(
-            EndpointName=name, WaiterConfig={"Delay": 0.2, "MaxAttempts": 600}
-        )
-    return name
+    variant = {
+        "VariantName": "AllTraffic",
+        "ModelName": name,
+        "ServerlessConfig": {"MemorySizeInMB": 1024, "MaxConcurrency": 2, **serverless},
+    }
+    return deploy(sm, model_uri, name=name, variants=[variant], wait=wait, wait_attempts=600)
 
 
 def workers(server: SabioServer, name: str) -> int:
@@ -188,8 +167,7 @@ def test_scales_with_concurrency_and_throttles_past_max_concurrency(
     serverless: SabioServer, clients: tuple[Any, Any], tmp_path: Path
 ) -> None:
     sm, _ = clients
-    archive = model_archive(tmp_path / "h.tar.gz", {"code/inference.py": HUNGRY}, with_model=False)
-    name = deploy_serverless(sm, store_archive(serverless, archive, "serverless/slow.tar.gz"))
+    name = deploy_serverless(sm, store_code_model(serverless, tmp_path, HUNGRY, "slow"))
     runtime = boto3.client(
         "sagemaker-runtime", config=Config(retries={"mode": "standard", "total_max_attempts": 1})
     )
@@ -221,8 +199,7 @@ def test_provisioned_concurrency_keeps_workers_warm(
     serverless: SabioServer, clients: tuple[Any, Any], tmp_path: Path
 ) -> None:
     sm, runtime = clients
-    archive = model_archive(tmp_path / "h.tar.gz", {"code/inference.py": HUNGRY}, with_model=False)
-    uri = store_archive(serverless, archive, "serverless/provisioned.tar.gz")
+    uri = store_code_model(serverless, tmp_path, HUNGRY, "provisioned")
     name = deploy_serverless(sm, uri, ProvisionedConcurrency=1)
     assert workers(serverless, name) == 1  # warm before the first request
     seen = invoke(runtime, name, {})
@@ -243,8 +220,7 @@ def test_memory_size_is_enforced_and_the_endpoint_keeps_serving(
     serverless: SabioServer, clients: tuple[Any, Any], tmp_path: Path
 ) -> None:
     sm, runtime = clients
-    archive = model_archive(tmp_path / "h.tar.gz", {"code/inference.py": HUNGRY}, with_model=False)
-    name = deploy_serverless(sm, store_archive(serverless, archive, "serverless/hungry.tar.gz"))
+    name = deploy_serverless(sm, store_code_model(serverless, tmp_path, HUNGRY, "hungry"))
     assert "allocated" in invoke(runtime, name, {"allocate_mb": 200})
     with pytest.raises(ClientError) as raised:
         # Over the 1024 MB limit (and over the address-space floor where no cgroup is usable).

@@ -16,8 +16,14 @@ from botocore.exceptions import ClientError
 
 from sabio.artifacts.local import LocalArtifactStore
 from sabio.artifacts.uri import parse
-from support.deploy import ROLE, SKLEARN_IMAGE, store_archive, unique, wait_for_status
-from support.models import model_archive
+from support.deploy import (
+    SKLEARN_IMAGE,
+    create_model,
+    deploy,
+    store_code_model,
+    unique,
+    wait_for_status,
+)
 from support.server import SabioServer
 
 BOTH = """\
@@ -50,22 +56,14 @@ def variant(name: str, model: str, weight: float) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def endpoint(server: SabioServer, tmp_path_factory: pytest.TempPathFactory) -> str:
-    archive = model_archive(
-        tmp_path_factory.mktemp("shadow") / "m.tar.gz",
-        {"code/inference.py": BOTH},
-        with_model=False,
-    )
-    uri = store_archive(server, archive, f"{unique('shadow')}/model.tar.gz")
+    uri = store_code_model(server, tmp_path_factory.mktemp("shadow"), BOTH, "shadow")
     sm = boto3.client("sagemaker", endpoint_url=server.url)
     name = unique("shadow")
-    sm.create_model(
-        ModelName=name,
-        ExecutionRoleArn=ROLE,
-        PrimaryContainer={"Image": SKLEARN_IMAGE, "ModelDataUrl": uri},
-    )
-    sm.create_endpoint_config(
-        EndpointConfigName=name,
-        ProductionVariants=[variant("Prod", name, 1.0)],
+    return deploy(
+        sm,
+        uri,
+        name=name,
+        variants=[variant("Prod", name, 1.0)],
         ShadowProductionVariants=[variant("Shadow", name, 0.5)],
         DataCaptureConfig={
             "EnableCapture": True,
@@ -74,11 +72,6 @@ def endpoint(server: SabioServer, tmp_path_factory: pytest.TempPathFactory) -> s
             "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
         },
     )
-    sm.create_endpoint(EndpointName=name, EndpointConfigName=name)
-    sm.get_waiter("endpoint_in_service").wait(
-        EndpointName=name, WaiterConfig={"Delay": 0.2, "MaxAttempts": 300}
-    )
-    return name
 
 
 def invoke(runtime: Any, name: str, request: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -192,14 +185,7 @@ def test_shadow_variants_cannot_be_targeted_and_can_be_reweighted(
 
 
 def test_shadow_layout_is_validated(server: SabioServer, sm: Any, tmp_path: Path) -> None:
-    archive = model_archive(tmp_path / "m.tar.gz", {"code/inference.py": BOTH}, with_model=False)
-    uri = store_archive(server, archive, f"{unique('shadow')}/model.tar.gz")
-    model = unique("shadow")
-    sm.create_model(
-        ModelName=model,
-        ExecutionRoleArn=ROLE,
-        PrimaryContainer={"Image": SKLEARN_IMAGE, "ModelDataUrl": uri},
-    )
+    model = create_model(sm, store_code_model(server, tmp_path, BOTH, "shadow"), "shadow")
     cases = [
         ([variant("A", model, 1), variant("B", model, 1)], [variant("S", model, 1)], "exactly one"),
         ([variant("A", model, 1)], [variant("A", model, 1)], "unique"),

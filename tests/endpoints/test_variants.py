@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from support.deploy import ROLE, SKLEARN_IMAGE, store_archive, unique, wait_for_status
-from support.models import model_archive
+from support.deploy import deploy, store_code_model, unique, wait_for_status
 from support.server import SabioServer
 
 WHO = """\
@@ -31,41 +30,19 @@ def transform_fn(model, body, content_type, accept):
 def two_variant_endpoint(
     server: SabioServer, sm: Any, tmp_path: Path, weights: tuple[float, float]
 ) -> str:
-    uri = store_archive(
-        server,
-        model_archive(tmp_path / "who.tar.gz", {"code/inference.py": WHO}, with_model=False),
-        f"{unique('who')}/m.tar.gz",
-    )
+    uri = store_code_model(server, tmp_path, WHO, "who")
     name = unique("ab")
-    sm.create_model(
-        ModelName=name,
-        ExecutionRoleArn=ROLE,
-        PrimaryContainer={"Image": SKLEARN_IMAGE, "ModelDataUrl": uri},
-    )
-    sm.create_endpoint_config(
-        EndpointConfigName=name,
-        ProductionVariants=[
-            {
-                "VariantName": "A",
-                "ModelName": name,
-                "InstanceType": "ml.t2.medium",
-                "InitialInstanceCount": 1,
-                "InitialVariantWeight": weights[0],
-            },
-            {
-                "VariantName": "B",
-                "ModelName": name,
-                "InstanceType": "ml.t2.medium",
-                "InitialInstanceCount": 1,
-                "InitialVariantWeight": weights[1],
-            },
-        ],
-    )
-    sm.create_endpoint(EndpointName=name, EndpointConfigName=name)
-    sm.get_waiter("endpoint_in_service").wait(
-        EndpointName=name, WaiterConfig={"Delay": 0.2, "MaxAttempts": 300}
-    )
-    return name
+    variants = [
+        {
+            "VariantName": variant,
+            "ModelName": name,
+            "InstanceType": "ml.t2.medium",
+            "InitialInstanceCount": 1,
+            "InitialVariantWeight": weight,
+        }
+        for variant, weight in zip(("A", "B"), weights, strict=True)
+    ]
+    return deploy(sm, uri, name=name, variants=variants)
 
 
 def who(runtime: Any, name: str, **extra: Any) -> tuple[str, dict[str, Any]]:

@@ -15,7 +15,7 @@ from typing import Any
 import boto3
 import pytest
 
-from support.server import SabioServer
+from support.server import SabioServer, running_server
 
 FAST_RETRIES = {
     "SABIO_NOTIFICATION_DELIVERY_ATTEMPTS": "4",
@@ -86,15 +86,17 @@ class Listener:
         self.server.shutdown()
         self.server.server_close()
 
+    def __enter__(self) -> Listener:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 @pytest.fixture(scope="session")
 def sns_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SabioServer]:
-    running = SabioServer(tmp_path_factory.mktemp("sns-home"), env=FAST_RETRIES)
-    running.start()
-    try:
+    with running_server(tmp_path_factory.mktemp("sns-home"), FAST_RETRIES) as running:
         yield running
-    finally:
-        running.stop()
 
 
 def sns_client(server: SabioServer) -> Any:
@@ -108,11 +110,8 @@ def sns(sns_server: SabioServer) -> Any:
 
 @pytest.fixture
 def listener() -> Iterator[Listener]:
-    running = Listener()
-    try:
+    with Listener() as running:
         yield running
-    finally:
-        running.close()
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from typing import Any
 
 from sabio.artifacts.local import LocalArtifactStore
 from sabio.artifacts.uri import parse
+from support.models import model_archive
 from support.server import SabioServer
 
 SKLEARN_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
@@ -25,6 +26,26 @@ def store_archive(server: SabioServer, archive: Path, key: str) -> str:
     return uri
 
 
+def store_code_model(server: SabioServer, directory: Path, code: str, name: str) -> str:
+    """A model of only `code/inference.py` (no model file), stored under a fresh key named
+    after `name`; returns its s3:// URI."""
+    archive = model_archive(
+        directory / f"{name}.tar.gz", {"code/inference.py": code}, with_model=False
+    )
+    return store_archive(server, archive, f"{unique(name)}/model.tar.gz")
+
+
+def create_model(sm: Any, model_uri: str, prefix: str) -> str:
+    """A scikit-learn model of the archive at `model_uri`, under a fresh name; returns it."""
+    name = unique(prefix)
+    sm.create_model(
+        ModelName=name,
+        ExecutionRoleArn=ROLE,
+        PrimaryContainer={"Image": SKLEARN_IMAGE, "ModelDataUrl": model_uri},
+    )
+    return name
+
+
 def deploy(
     sm: Any,
     model_uri: str | None,
@@ -34,9 +55,14 @@ def deploy(
     instance_count: int = 1,
     wait: bool = True,
     image: str = SKLEARN_IMAGE,
+    variants: list[dict[str, Any]] | None = None,
+    wait_attempts: int = 300,
     **config: Any,
 ) -> str:
-    """Model, endpoint config (with any extra `config` members) and endpoint, as tutorials do."""
+    """Model, endpoint config (with any extra `config` members) and endpoint, as tutorials do.
+
+    `variants` replaces the one `AllTraffic` variant of `instance_count` instances; its members
+    name the model, so pass `name` with them."""
     name = name or unique("ep")
     container: dict[str, Any] = {"Image": image}
     if model_uri:
@@ -46,7 +72,8 @@ def deploy(
     sm.create_model(ModelName=name, ExecutionRoleArn=ROLE, PrimaryContainer=container)
     sm.create_endpoint_config(
         EndpointConfigName=name,
-        ProductionVariants=[
+        ProductionVariants=variants
+        or [
             {
                 "VariantName": "AllTraffic",
                 "ModelName": name,
@@ -59,7 +86,7 @@ def deploy(
     sm.create_endpoint(EndpointName=name, EndpointConfigName=name)
     if wait:
         sm.get_waiter("endpoint_in_service").wait(
-            EndpointName=name, WaiterConfig={"Delay": 0.2, "MaxAttempts": 300}
+            EndpointName=name, WaiterConfig={"Delay": 0.2, "MaxAttempts": wait_attempts}
         )
     return name
 

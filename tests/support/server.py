@@ -9,6 +9,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -77,3 +79,14 @@ class SabioServer:
 
     def logs(self) -> str:
         return self.log.read_text(errors="replace")
+
+
+@contextmanager
+def running_server(home: Path, env: dict[str, str] | None = None) -> Iterator[SabioServer]:
+    """A started server, stopped when the block ends: the body of most server fixtures."""
+    running = SabioServer(home, env=env)
+    running.start()
+    try:
+        yield running
+    finally:
+        running.stop()

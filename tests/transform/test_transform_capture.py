@@ -12,7 +12,7 @@ from typing import Any
 import boto3
 
 from sabio.transform.capture import InferenceIds
-from support.deploy import ROLE, SKLEARN_IMAGE, store_archive, unique
+from support.deploy import create_model, store_archive, unique
 from support.models import model_archive
 from support.server import SabioServer
 from support.training import put_bytes, read_object
@@ -31,14 +31,8 @@ def test_capture_manifests_name_every_record_and_outputs_carry_inference_ids(
 ) -> None:
     sm = boto3.client("sagemaker", endpoint_url=server.url)
     archive = model_archive(tmp_path / "custom.tar.gz", {"code/inference.py": INFERENCE})
-    key = f"{unique('capture')}.tgz"
-    store_archive(server, archive, key)
-    model = unique("iris-capture")
-    sm.create_model(
-        ModelName=model,
-        ExecutionRoleArn=ROLE,
-        PrimaryContainer={"Image": SKLEARN_IMAGE, "ModelDataUrl": f"s3://models/{key}"},
-    )
+    uri = store_archive(server, archive, f"{unique('capture')}.tgz")
+    model = create_model(sm, uri, "iris-capture")
     prefix = f"s3://data/{unique('capture')}"
     parts = {"part-1.csv": IRIS.data[:30], "sub/part-2.csv": IRIS.data[30:50]}
     for relative, rows in parts.items():

@@ -12,7 +12,7 @@ from typing import Any
 import boto3
 import pytest
 
-from support.deploy import ROLE, SKLEARN_IMAGE, store_archive, unique
+from support.deploy import create_model, store_archive, unique
 from support.models import model_archive
 from support.server import SabioServer
 from support.training import put_bytes, read_object
@@ -53,15 +53,8 @@ PARTS = {"a.csv": IRIS.data[:20], "b.csv": IRIS.data[20:40], "c.csv": IRIS.data[
 
 def make_model(server: SabioServer, sm: Any, folder: Path) -> str:
     archive = model_archive(folder / "pids.tar.gz", {"code/inference.py": INFERENCE})
-    key = f"{unique('pids')}.tgz"
-    store_archive(server, archive, key)
-    name = unique("iris-pids")
-    sm.create_model(
-        ModelName=name,
-        ExecutionRoleArn=ROLE,
-        PrimaryContainer={"Image": SKLEARN_IMAGE, "ModelDataUrl": f"s3://models/{key}"},
-    )
-    return name
+    uri = store_archive(server, archive, f"{unique('pids')}.tgz")
+    return create_model(sm, uri, "iris-pids")
 
 
 def wait_for_pids(folder: Path, count: int, timeout: float = 120) -> list[int]:

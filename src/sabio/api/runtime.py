@@ -6,26 +6,25 @@ router-based application: no routing table, no request or response objects.
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from collections.abc import Awaitable, Callable
 
-from sabio.api.errors import request_id, rest_json_error
+from sabio.api.errors import request_id
 from sabio.api.runtime_async import AsyncRuntime
 from sabio.api.runtime_stream import invoke_stream
-from sabio.asgi_body import Receive, content_length, read_capped
-from sabio.errors import (
-    InternalFailureError,
-    RuntimePayloadTooLargeError,
-    RuntimeValidationError,
-    SabioError,
+from sabio.api.runtime_wire import (
+    Scope,
+    Send,
+    invocation_headers,
+    respond,
+    send_error,
+    send_failure,
 )
+from sabio.asgi_body import Receive, read_capped
+from sabio.errors import RuntimePayloadTooLargeError, RuntimeValidationError
 from sabio.serving.router import FORWARDED_HEADERS, Router
 
-log = logging.getLogger("sabio.api")
+__all__ = ["ASGIApp", "Runtime", "Scope", "Send"]
 
-Scope = MutableMapping[str, Any]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _PREFIX = "/endpoints/"
@@ -70,7 +69,7 @@ class Runtime:
                         error = RuntimeValidationError(
                             f"Sabio does not implement {_NOT_SUPPORTED[operation]} yet."
                         )
-                        await _send_error(send, error, request_id())
+                        await send_error(send, error, request_id())
                         return
             await app(scope, receive, send)
 
@@ -79,27 +78,14 @@ class Runtime:
     async def invoke(self, name: str, scope: Scope, receive: Receive, send: Send) -> None:
         rid = request_id()
         if self.asynchronous is not None and self.asynchronous.is_async(name):
-            await _send_error(send, self.asynchronous.realtime_refused(name), rid)
+            await send_error(send, self.asynchronous.realtime_refused(name), rid)
             return
-        forwarded: dict[str, str] = {}
-        target: str | None = None
-        declared: int | None = None
-        for key, value in scope["headers"]:
-            if key in _FORWARDED:
-                forwarded[key.decode()] = value.decode("latin-1")
-            elif key == b"content-length":
-                declared = content_length(value)
-            elif key == b"x-amzn-sagemaker-target-variant":
-                target = value.decode("latin-1")
+        forwarded, target, declared = invocation_headers(scope["headers"], _FORWARDED)
         try:
             body = await read_capped(receive, declared, self.max_bytes, self.too_large)
             result = await self.router.invoke(name, body, forwarded, target)
-        except SabioError as error:
-            await _send_error(send, error, rid)
-            return
-        except Exception:
-            log.exception("unexpected error invoking %s", name)
-            await _send_error(send, InternalFailureError("An internal error occurred."), rid)
+        except Exception as failure:
+            await send_failure(send, failure, rid, f"invoking {name}")
             return
         headers = [
             (b"content-type", result.content_type.encode("latin-1")),
@@ -111,11 +97,4 @@ class Runtime:
             headers.append(
                 (b"x-amzn-sagemaker-custom-attributes", result.custom_attributes.encode("latin-1"))
             )
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": result.body})
-
-
-async def _send_error(send: Send, error: SabioError, rid: str) -> None:
-    status, headers, body = rest_json_error(error, rid)
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+        await respond(send, 200, headers, result.body)

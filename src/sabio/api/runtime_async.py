@@ -5,24 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
 
-from sabio.api.errors import request_id, rest_json_error
+from sabio.api.errors import request_id
+from sabio.api.runtime_wire import Scope, Send, respond, send_failure
 from sabio.asgi_body import Receive, content_length, read_capped
 from sabio.asyncinference.service import AsyncInferenceService
-from sabio.errors import (
-    InternalFailureError,
-    RuntimePayloadTooLargeError,
-    RuntimeValidationError,
-    SabioError,
-)
+from sabio.errors import RuntimePayloadTooLargeError, RuntimeValidationError
 
-log = logging.getLogger("sabio.api")
-
-Scope = MutableMapping[str, Any]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 _PREFIX = b"x-amzn-sagemaker-"
 
 
@@ -57,15 +46,8 @@ class AsyncRuntime:
         try:
             body = await read_capped(receive, declared, self.max_inline, self.too_large)
             accepted = await asyncio.to_thread(self.service.accept, name, headers, body)
-        except SabioError as error:
-            status, error_headers, payload = rest_json_error(error, rid)
-            await _respond(send, status, error_headers, payload)
-            return
-        except Exception:
-            log.exception("unexpected error accepting an async invocation of %s", name)
-            failure = InternalFailureError("An internal error occurred.")
-            status, error_headers, payload = rest_json_error(failure, rid)
-            await _respond(send, status, error_headers, payload)
+        except Exception as failure:
+            await send_failure(send, failure, rid, f"accepting an async invocation of {name}")
             return
         payload = json.dumps({"InferenceId": accepted.inference_id}).encode()
         response_headers = [
@@ -78,11 +60,4 @@ class AsyncRuntime:
             response_headers.append(
                 (b"x-amzn-sagemaker-failurelocation", accepted.failure_location.encode())
             )
-        await _respond(send, 202, response_headers, payload)
-
-
-async def _respond(
-    send: Send, status: int, headers: list[tuple[bytes, bytes]], payload: bytes
-) -> None:
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": payload})
+        await respond(send, 202, response_headers, payload)

@@ -8,20 +8,16 @@ Errors before that are ordinary rest-json runtime errors.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
 
-from sabio.api.errors import request_id, rest_json_error
-from sabio.asgi_body import Receive, content_length, read_capped
-from sabio.errors import InternalFailureError, RuntimePayloadTooLargeError, SabioError
+from sabio.api.errors import request_id
+from sabio.api.runtime_wire import Scope, Send, invocation_headers, send_failure
+from sabio.asgi_body import Receive, read_capped
+from sabio.errors import RuntimePayloadTooLargeError
 from sabio.serving import eventstream
 from sabio.serving.response_stream import ResponseStream, StreamFailure
 from sabio.serving.router import FORWARDED_HEADERS, Router
 
 log = logging.getLogger("sabio.api")
-
-Scope = MutableMapping[str, Any]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 # The streaming operation sends Accept as X-Amzn-SageMaker-Accept; the worker reads `accept`.
 _RENAMED = {b"x-amzn-sagemaker-accept": "accept"}
@@ -38,27 +34,12 @@ async def invoke_stream(
     send: Send,
 ) -> None:
     rid = request_id()
-    forwarded: dict[str, str] = {}
-    target: str | None = None
-    declared: int | None = None
-    for key, value in scope["headers"]:
-        if key in _FORWARDED:
-            forwarded[key.decode()] = value.decode("latin-1")
-        elif key in _RENAMED:
-            forwarded[_RENAMED[key]] = value.decode("latin-1")
-        elif key == b"content-length":
-            declared = content_length(value)
-        elif key == b"x-amzn-sagemaker-target-variant":
-            target = value.decode("latin-1")
+    forwarded, target, declared = invocation_headers(scope["headers"], _FORWARDED, _RENAMED)
     try:
         body = await read_capped(receive, declared, max_bytes, too_large)
         stream = await router.invoke_stream(name, body, forwarded, target)
-    except SabioError as error:
-        await _send_error(send, error, rid)
-        return
-    except Exception:
-        log.exception("unexpected error invoking %s with a response stream", name)
-        await _send_error(send, InternalFailureError("An internal error occurred."), rid)
+    except Exception as failure:
+        await send_failure(send, failure, rid, f"invoking {name} with a response stream")
         return
     try:
         await send({"type": "http.response.start", "status": 200, "headers": _headers(stream, rid)})
@@ -93,9 +74,3 @@ def _headers(stream: ResponseStream, rid: str) -> list[tuple[bytes, bytes]]:
             (b"x-amzn-sagemaker-custom-attributes", stream.custom_attributes.encode("latin-1"))
         )
     return headers
-
-
-async def _send_error(send: Send, error: SabioError, rid: str) -> None:
-    status, headers, body = rest_json_error(error, rid)
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})

@@ -17,6 +17,7 @@ import random
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -135,6 +136,29 @@ class CaptureWriter:
 
     def add(self, endpoint: str, variant: str, captured: Captured) -> None:
         self._buffers[(captured.policy.destination, endpoint, variant)].records.append(captured)
+
+    def add_exchange(
+        self,
+        endpoint: str,
+        variant: str,
+        policy: CapturePolicy,
+        request: bytes,
+        forwarded: Mapping[str, str],
+        response: bytes,
+        response_type: str,
+    ) -> None:
+        """Record one sampled invocation; `forwarded` holds the request headers the worker saw
+        (its content type and inference id go into the record)."""
+        captured = Captured(
+            policy,
+            request,
+            forwarded.get("content-type", "application/octet-stream"),
+            response,
+            response_type,
+            forwarded.get("x-amzn-sagemaker-inference-id"),
+            time.time(),
+        )
+        self.add(endpoint, variant, captured)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="data-capture")

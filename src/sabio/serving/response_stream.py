@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 
 import aiohttp
 
-from sabio.errors import ModelError, ModelNotReadyError
-from sabio.serving.capture import Captured, CaptureWriter
+from sabio.serving.capture import CaptureWriter
+from sabio.serving.worker_errors import model_error, timed_out, worker_lost
 
 if TYPE_CHECKING:
     from sabio.serving.router import Route, Variant
@@ -63,18 +63,7 @@ async def open_stream(
 
     The instance counts as busy, and the invocation is recorded in the variant's metrics,
     until the stream is consumed or closed."""
-    gate = variant.gate
-    if gate is not None:
-        await gate.enter()
-    instance = variant.pick()
-    if instance is None:
-        if gate is not None:
-            gate.leave()
-        raise ModelNotReadyError(
-            f"No instance of variant {variant.name} of endpoint {route.name} is ready; "
-            "a replacement is starting. Retry shortly."
-        )
-    instance.outstanding += 1
+    instance = await variant.acquire(route.name)
     sent = time.perf_counter_ns()
     status = 0
     finished = False
@@ -84,11 +73,7 @@ async def open_stream(
         if finished:
             return
         finished = True
-        instance.outstanding -= 1
-        if gate is not None:
-            gate.leave()
-        if variant.metrics is not None:
-            variant.metrics.record(status, started, sent, answered, len(variant.instances))
+        variant.release(instance, status, started, sent, answered)
 
     try:
         response = await instance.client().post(
@@ -96,22 +81,11 @@ async def open_stream(
         )
     except TimeoutError:
         finish(0)
-        raise ModelError(
-            f"Your invocation timed out while waiting for a response from container "
-            f"{variant.name}. Review the latency metrics for each container, or increase "
-            "the invocation timeout (SABIO_INVOCATION_TIMEOUT_SECONDS).",
-            OriginalStatusCode=0,
-            LogStreamArn=route.log_group,
-        ) from None
+        raise timed_out(variant.name, route.log_group) from None
     except aiohttp.ClientError as exc:
         instance.healthy = False
         finish(0)
-        raise ModelError(
-            f"The worker of variant {variant.name} closed the connection without a "
-            f"response ({type(exc).__name__}); it is being restarted.",
-            OriginalStatusCode=0,
-            LogStreamArn=route.log_group,
-        ) from None
+        raise worker_lost(variant.name, exc, route.log_group) from None
     except BaseException:
         finish(0)
         raise
@@ -124,15 +98,7 @@ async def open_stream(
         finally:
             response.release()
             finish(time.perf_counter_ns())
-        text = payload.decode("utf-8", "replace")[:4096]
-        kind = "client" if status < 500 else "server"
-        raise ModelError(
-            f'Received {kind} error ({status}) from primary with message "{text}". '
-            f"See the log group {route.log_group} for more information.",
-            OriginalStatusCode=status,
-            OriginalMessage=text,
-            LogStreamArn=route.log_group,
-        )
+        raise model_error(status, payload, route.log_group)
     content_type = response.headers.get("Content-Type", "application/octet-stream")
     policy = route.capture
     record = policy is not None and capture is not None and policy.sampled()
@@ -179,18 +145,8 @@ async def open_stream(
         finally:
             release()
         if record and capture is not None and policy is not None:
-            capture.add(
-                route.name,
-                variant.name,
-                Captured(
-                    policy,
-                    body,
-                    forwarded.get("content-type", "application/octet-stream"),
-                    b"".join(captured),
-                    content_type,
-                    forwarded.get("x-amzn-sagemaker-inference-id"),
-                    time.time(),
-                ),
+            capture.add_exchange(
+                route.name, variant.name, policy, body, forwarded, b"".join(captured), content_type
             )
 
     return ResponseStream(

@@ -13,11 +13,12 @@ from typing import Protocol
 
 import aiohttp
 
-from sabio.errors import ModelError, ModelNotReadyError, RuntimeValidationError
-from sabio.serving.capture import Captured, CapturePolicy, CaptureWriter
+from sabio.errors import ModelNotReadyError, RuntimeValidationError
+from sabio.serving.capture import CapturePolicy, CaptureWriter
 from sabio.serving.response_stream import ResponseStream, open_stream
 from sabio.serving.shadow import Mirror
 from sabio.serving.upstream import UnixPool, UpstreamClosed, UpstreamResponse
+from sabio.serving.worker_errors import model_error, timed_out, worker_lost
 from sabio.telemetry.endpoint_metrics import EndpointMetrics, VariantMetrics
 
 FORWARDED_HEADERS = (
@@ -99,6 +100,34 @@ class Variant:
             if instance.healthy and (best is None or instance.outstanding < best.outstanding):
                 best = instance
         return best
+
+    async def acquire(self, endpoint: str) -> Instance:
+        """Pass the variant's gate and take the least busy healthy instance, counted as busy
+        until the matching `release`; `endpoint` names the endpoint in the error when no
+        instance is ready."""
+        gate = self.gate
+        if gate is not None:
+            await gate.enter()
+        instance = self.pick()
+        if instance is None:
+            if gate is not None:
+                gate.leave()
+            raise ModelNotReadyError(
+                f"No instance of variant {self.name} of endpoint {endpoint} is ready; "
+                "a replacement is starting. Retry shortly."
+            )
+        instance.outstanding += 1
+        return instance
+
+    def release(
+        self, instance: Instance, status: int, started: int, sent: int, answered: int
+    ) -> None:
+        """Undo `acquire` and record the invocation (times from `time.perf_counter_ns`)."""
+        instance.outstanding -= 1
+        if self.gate is not None:
+            self.gate.leave()
+        if self.metrics is not None:
+            self.metrics.record(status, started, sent, answered, len(self.instances))
 
 
 @dataclass
@@ -204,18 +233,7 @@ class Router:
         variant = route.choose(target_variant)
         if route.shadows:
             self.mirror.copy(route, variant, body, forwarded)
-        gate = variant.gate
-        if gate is not None:
-            await gate.enter()
-        instance = variant.pick()
-        if instance is None:
-            if gate is not None:
-                gate.leave()
-            raise ModelNotReadyError(
-                f"No instance of variant {variant.name} of endpoint {name} is ready; "
-                "a replacement is starting. Retry shortly."
-            )
-        instance.outstanding += 1
+        instance = await variant.acquire(name)
         status = answered = 0
         sent = time.perf_counter_ns()
         try:
@@ -225,20 +243,13 @@ class Router:
             answered = time.perf_counter_ns()
             status = response.status
             if status >= 400:
-                raise _model_error(status, payload, route.log_group)
+                raise model_error(status, payload, route.log_group)
             content_type = response.headers.get("content-type", "application/json")
             policy = route.capture
             if policy is not None and self.capture is not None and policy.sampled():
-                captured = Captured(
-                    policy,
-                    body,
-                    forwarded.get("content-type", "application/octet-stream"),
-                    payload,
-                    content_type,
-                    forwarded.get("x-amzn-sagemaker-inference-id"),
-                    time.time(),
+                self.capture.add_exchange(
+                    route.name, variant.name, policy, body, forwarded, payload, content_type
                 )
-                self.capture.add(route.name, variant.name, captured)
             return Invocation(
                 body=payload,
                 content_type=content_type,
@@ -246,27 +257,12 @@ class Router:
                 custom_attributes=response.headers.get("x-amzn-sagemaker-custom-attributes"),
             )
         except TimeoutError:
-            raise ModelError(
-                f"Your invocation timed out while waiting for a response from container "
-                f"{variant.name}. Review the latency metrics for each container, or increase "
-                "the invocation timeout (SABIO_INVOCATION_TIMEOUT_SECONDS).",
-                OriginalStatusCode=0,
-                LogStreamArn=route.log_group,
-            ) from None
+            raise timed_out(variant.name, route.log_group) from None
         except (UpstreamClosed, aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
             instance.healthy = False
-            raise ModelError(
-                f"The worker of variant {variant.name} closed the connection without a "
-                f"response ({type(exc).__name__}); it is being restarted.",
-                OriginalStatusCode=0,
-                LogStreamArn=route.log_group,
-            ) from None
+            raise worker_lost(variant.name, exc, route.log_group) from None
         finally:
-            instance.outstanding -= 1
-            if gate is not None:
-                gate.leave()
-            if variant.metrics is not None:
-                variant.metrics.record(status, started, sent, answered, len(variant.instances))
+            variant.release(instance, status, started, sent, answered)
 
     async def invoke_stream(
         self, name: str, body: bytes, forwarded: Mapping[str, str], target_variant: str | None
@@ -286,15 +282,3 @@ class Router:
         for name in list(self._routes):
             await self.remove_route(name)
         await asyncio.sleep(0)
-
-
-def _model_error(status: int, payload: bytes, log_group: str) -> ModelError:
-    text = payload.decode("utf-8", "replace")[:4096]
-    kind = "client" if status < 500 else "server"
-    return ModelError(
-        f'Received {kind} error ({status}) from primary with message "{text}". '
-        f"See the log group {log_group} for more information.",
-        OriginalStatusCode=status,
-        OriginalMessage=text,
-        LogStreamArn=log_group,
-    )

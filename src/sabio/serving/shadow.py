@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import aiohttp
 
-from sabio.serving.capture import Captured, CaptureWriter
+from sabio.serving.capture import CaptureWriter
 
 if TYPE_CHECKING:
     from sabio.serving.router import Route, Variant
@@ -93,16 +93,9 @@ class Mirror:
                 and self.capture is not None
                 and policy.sampled()
             ):
-                captured = Captured(
-                    policy,
-                    body,
-                    forwarded.get("content-type", "application/octet-stream"),
-                    payload,
-                    content_type,
-                    forwarded.get("x-amzn-sagemaker-inference-id"),
-                    time.time(),
+                self.capture.add_exchange(
+                    route.name, shadow.name, policy, body, forwarded, payload, content_type
                 )
-                self.capture.add(route.name, shadow.name, captured)
         except (aiohttp.ClientError, TimeoutError) as exc:
             log.debug("shadow variant %s of %s: %s", shadow.name, route.name, exc)
         except Exception:
