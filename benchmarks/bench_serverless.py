@@ -6,7 +6,7 @@ second. `--repeat` times (10 by default) it waits until the variant has scaled t
 times one InvokeEndpoint from the call to the parsed answer: the worker is forked from the
 pre-warmed parent, loads the model and answers. For comparison it then times warm invocations,
 and, unless --no-spawn is given, the same cold starts on a server with
-SABIO_SERVERLESS_PREWARM=false (a fresh interpreter per cold start). Medians and maxima are
+SABIO_PREWARM=false (a fresh interpreter per cold start). Medians and maxima are
 reported, with ModelSetupTime as GetMetricStatistics reads it, and written to
 docs/benchmarks.md (section "Serverless cold starts") unless --no-write is given.
 
@@ -113,7 +113,7 @@ def cold_starts(
     """Cold-start latencies (s), ModelSetupTime samples (µs) as CloudWatch reports them, and
     (with the pre-warmed parent) warm invocation latencies (s)."""
     os.environ["SABIO_SERVERLESS_IDLE_SECONDS"] = "1"
-    os.environ["SABIO_SERVERLESS_PREWARM"] = "true" if prewarm else "false"
+    os.environ["SABIO_PREWARM"] = "true" if prewarm else "false"
     with sabio_server() as server:
         name = deploy(server, archive)
         runtime = boto3.client("sagemaker-runtime")
@@ -150,7 +150,7 @@ def main() -> None:
     rows = []
     runs = [("forked from the pre-warmed parent", True)]
     if not args.no_spawn:
-        runs.append(("fresh interpreter (SABIO_SERVERLESS_PREWARM=false)", False))
+        runs.append(("fresh interpreter (SABIO_PREWARM=false)", False))
     pressure, warm_median = "not measured", float("nan")
     for label, prewarm in runs:
         times, setups, warm = cold_starts(archive, args.repeat, prewarm)

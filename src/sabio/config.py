@@ -56,12 +56,15 @@ class Settings(BaseSettings):
     notification_retry_base_seconds: float = Field(default=1.0, ge=0)
     notification_retry_max_seconds: float = Field(default=20.0, ge=0)
     notification_delivery_timeout_seconds: float = Field(default=15.0, gt=0)
-    # Serverless variants: a worker unused this long is stopped (down to ProvisionedConcurrency),
-    # at most this many workers run per variant (each serves one request at a time), and cold
-    # starts fork from a pre-warmed parent process unless that is turned off.
+    # Serverless variants: a worker unused this long is stopped (down to ProvisionedConcurrency)
+    # and at most this many workers run per variant (each serves one request at a time).
     serverless_idle_seconds: float = Field(default=300.0, gt=0)
     serverless_max_workers: int = Field(default=4, ge=1)
-    serverless_prewarm: bool = True
+    # Endpoint workers (real-time and serverless) fork from a pre-warmed parent process of their
+    # environment unless that is turned off; at start the server pre-warms the parents of this
+    # many recently used environments (0: none until one is used).
+    prewarm: bool = True
+    prewarm_environments: int = Field(default=2, ge=0)
     log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = "info"
     # An S3-compatible artifact store (AWS S3, MinIO, Ceph) instead of files under the home.
     s3_endpoint_url: str | None = None

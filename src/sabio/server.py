@@ -150,7 +150,8 @@ def build_platform(settings: Settings, environ: Mapping[str, str]) -> Platform:
         health_check_interval=settings.health_check_interval_seconds,
         serverless_idle_seconds=settings.serverless_idle_seconds,
         serverless_max_workers=settings.serverless_max_workers,
-        serverless_prewarm=settings.serverless_prewarm,
+        prewarm=settings.prewarm,
+        prewarm_environments=settings.prewarm_environments,
     )
     runner = TrainingRunner(
         home=settings.home,

@@ -50,7 +50,8 @@ EVERY_SETTING = {
     "NOTIFICATION_DELIVERY_TIMEOUT_SECONDS": "3.5",
     "SERVERLESS_IDLE_SECONDS": "45",
     "SERVERLESS_MAX_WORKERS": "2",
-    "SERVERLESS_PREWARM": "false",
+    "PREWARM": "false",
+    "PREWARM_ENVIRONMENTS": "3",
     "LOG_LEVEL": "debug",
     "S3_ENDPOINT_URL": "http://minio.internal:9000",
     "S3_REGION": "eu-west-3",
@@ -113,7 +114,8 @@ def test_every_setting_comes_from_a_sabio_variable(clean_env: pytest.MonkeyPatch
     assert settings.notification_delivery_timeout_seconds == 3.5
     assert settings.serverless_idle_seconds == 45
     assert settings.serverless_max_workers == 2
-    assert settings.serverless_prewarm is False
+    assert settings.prewarm is False
+    assert settings.prewarm_environments == 3
     assert settings.log_level == "debug"
     assert settings.s3_endpoint_url == "http://minio.internal:9000"
     assert settings.s3_region == "eu-west-3"

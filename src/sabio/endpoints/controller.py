@@ -16,6 +16,7 @@ import aiohttp
 
 from sabio.arns import ArnFactory
 from sabio.endpoints.deployment import Deployer, DeploymentError, RunningInstance, VariantPlan
+from sabio.endpoints.prewarm_fleet import Prewarmer
 from sabio.endpoints.serverless_fleet import ServerlessFleet
 from sabio.endpoints.service import CREATING, DELETING, FAILED, IN_SERVICE, UPDATING
 from sabio.endpoints.shadow_config import all_variants
@@ -46,14 +47,18 @@ class EndpointController(ReconcileLoop):
         health_check_interval: float = 5.0,
         serverless_idle_seconds: float = 300.0,
         serverless_max_workers: int = 4,
-        serverless_prewarm: bool = True,
+        prewarm: bool = True,
+        prewarm_environments: int = 0,
     ) -> None:
         self.repository = repository
+        # Workers fork from a pre-warmed parent of their environment when one is ready.
+        self.prewarmer = Prewarmer(deployer) if prewarm else None
+        self.prewarm_environments = prewarm_environments
         self.serverless = ServerlessFleet(
             deployer,
             idle_seconds=serverless_idle_seconds,
             max_workers=serverless_max_workers,
-            prewarm=serverless_prewarm,
+            prewarmer=self.prewarmer,
         )
         self.health_check_interval = health_check_interval
         self.deployer = deployer
@@ -68,6 +73,11 @@ class EndpointController(ReconcileLoop):
 
     # Lifecycle
 
+    async def start(self) -> None:
+        if self.prewarmer is not None:
+            self.prewarmer.prewarm_recent(self.prewarm_environments)
+        await super().start()
+
     async def stop(self) -> None:
         """Stop every worker; recorded statuses stay as they are, so a restart restores them."""
         await self.stop_loop()
@@ -78,6 +88,8 @@ class EndpointController(ReconcileLoop):
         await asyncio.gather(*(self.deployer.stop_instance(i) for i in instances))
         self._running.clear()
         await self.serverless.shutdown()
+        if self.prewarmer is not None:
+            await self.prewarmer.close()
         await self.router.close()
 
     # Reconciliation
@@ -173,9 +185,17 @@ class EndpointController(ReconcileLoop):
         await self.serverless.prepare(name, plans)
 
     async def _start(self, endpoint: str, plan: VariantPlan, index: int) -> RunningInstance:
-        running = await self.deployer.start_instance(endpoint, plan, index)
+        running = await self._start_instance(endpoint, plan, index)
         self._running.setdefault(endpoint.lower(), []).append(running)
         return running
+
+    async def _start_instance(
+        self, endpoint: str, plan: VariantPlan, index: int
+    ) -> RunningInstance:
+        """A fork from the environment's pre-warmed parent when it is ready, else afresh."""
+        if self.prewarmer is None:
+            return await self.deployer.start_instance(endpoint, plan, index)
+        return await self.prewarmer.start_instance(endpoint, plan, index)
 
     def _install_route(
         self, name: str, plans: list[VariantPlan], config: dict[str, Any] | None = None
@@ -390,7 +410,7 @@ class EndpointController(ReconcileLoop):
             async with asyncio.TaskGroup() as group:
                 for plan in plans:
                     for index in range(plan.instance_count):
-                        start = self.deployer.start_instance(endpoint.name, plan, index)
+                        start = self._start_instance(endpoint.name, plan, index)
                         tasks.append(group.create_task(start))
             fresh = [task.result() for task in tasks]
             await self.serverless.prepare(endpoint.name, plans)

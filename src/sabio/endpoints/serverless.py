@@ -73,7 +73,7 @@ class ServerlessPolicy:
 
 
 class Parents(Protocol):
-    """Where cold starts get their pre-warmed parent (`serverless_fleet.Prewarmer`)."""
+    """Where cold starts get their pre-warmed parent (`prewarm_fleet.Prewarmer`)."""
 
     async def parent(self, python: Path) -> PrewarmParent | None: ...
 
