@@ -29,6 +29,7 @@ def cmd_server(args: argparse.Namespace) -> int:
 
     from sabio.config import Settings, unknown_variables
     from sabio.server import build_app
+    from sabio.serving.worker.protocol import CoalescingHttpToolsProtocol
 
     settings = _settings(args)
     assert isinstance(settings, Settings)
@@ -49,7 +50,10 @@ def cmd_server(args: argparse.Namespace) -> int:
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http="httptools",
+        # httptools, with each response's head and first body bytes in one write.
+        http=CoalescingHttpToolsProtocol,
+        # Sabio is reached directly, not through a proxy whose headers it should trust.
+        proxy_headers=False,
         lifespan="on",
         log_level=settings.log_level,
         access_log=False,
