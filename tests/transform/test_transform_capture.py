@@ -16,7 +16,7 @@ from support.deploy import create_model, store_archive, unique
 from support.models import model_archive
 from support.server import SabioServer
 from support.training import put_bytes, read_object
-from transform.test_transform_jobs import INFERENCE, IRIS, create, csv_text, predictions, wait
+from transform.jobs import INFERENCE, IRIS, create, csv_text, predictions, wait
 
 START = datetime(2022, 8, 30, 0, 49, 15, tzinfo=UTC).timestamp()
 

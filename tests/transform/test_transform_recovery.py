@@ -16,7 +16,7 @@ from support.deploy import create_model, store_archive, unique
 from support.models import model_archive
 from support.server import SabioServer
 from support.training import put_bytes, read_object
-from transform.test_transform_jobs import (
+from transform.jobs import (
     IRIS,
     create,
     csv_text,
