@@ -18,7 +18,6 @@ import io
 import json
 import socket
 import statistics
-import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -29,7 +28,7 @@ import joblib
 from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
 
-from harness import machine, sabio_server, write_section
+from harness import machine, percentile, sabio_server, tar_gz, write_section
 
 IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
 ROLE = "arn:aws:iam::123456789012:role/Bench"
@@ -49,17 +48,7 @@ def model_archive(path: Path) -> Path:
     x, y = make_classification(n_samples=20000, n_features=20, random_state=0)
     buffer = io.BytesIO()
     joblib.dump(LogisticRegression(max_iter=1000).fit(x, y), buffer)
-    data = buffer.getvalue()
-    with tarfile.open(path, "w:gz") as tar:
-        info = tarfile.TarInfo("model.joblib")
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
-    return path
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+    return tar_gz(path, {"model.joblib": buffer.getvalue()})
 
 
 def timed_posts(

@@ -123,6 +123,15 @@ class TrainingRun:
         return Result(self.root, self.process.returncode, self.log_path.read_text())
 
 
+def train_all(module: str, roots: Mapping[str, Path]) -> dict[str, Result]:
+    """Train on every tree at once and insist each run succeeded."""
+    runs = {name: TrainingRun(module, root) for name, root in roots.items()}
+    results = {name: run.wait() for name, run in runs.items()}
+    for name, result in results.items():
+        assert result.returncode == 0, f"{name}:\n{result.log}"
+    return results
+
+
 def metric_values(log: str, definitions: Sequence[Mapping[str, str]]) -> dict[str, list[float]]:
     """Every value each definition extracts from the log, line by line, as the platform does."""
     compiled = [(d["Name"], regex.compile(d["Regex"])) for d in definitions]

@@ -17,13 +17,13 @@ from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
 from algorithms.algorithm_harness import (
     Channel,
     Result,
-    TrainingRun,
     Worker,
     csv_text,
     features_csv,
     invoke,
     load_service,
     metric_values,
+    train_all,
     write_tree,
 )
 from sabio.algorithms import linear_learner as algorithm
@@ -93,11 +93,7 @@ def jobs(
             channels(diabetes, ("train", "test")),
         ),
     }
-    runs = {name: TrainingRun("linear_learner", root) for name, root in roots.items()}
-    results = {name: run.wait() for name, run in runs.items()}
-    for name, result in results.items():
-        assert result.returncode == 0, f"{name}:\n{result.log}"
-    return results
+    return train_all("linear_learner", roots)
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,6 @@ from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
 from algorithms.algorithm_harness import (
     Channel,
     Result,
-    TrainingRun,
     Worker,
     csv_text,
     features_csv,
@@ -25,6 +24,7 @@ from algorithms.algorithm_harness import (
     libsvm_text,
     load_service,
     metric_values,
+    train_all,
     write_tree,
 )
 from sabio.algorithms import xgboost as algorithm
@@ -108,14 +108,7 @@ def jobs(
             "validation": Channel({"valid.libsvm": libsvm_text(valid_y, valid_x)}),
         },
     )
-    runs = {
-        name: TrainingRun("xgboost", root)
-        for name, root in (("binary", binary), ("multi", multi), ("regression", regression))
-    }
-    results = {name: run.wait() for name, run in runs.items()}
-    for name, result in results.items():
-        assert result.returncode == 0, f"{name}:\n{result.log}"
-    return results
+    return train_all("xgboost", {"binary": binary, "multi": multi, "regression": regression})
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ then serve the model with the same image on an endpoint."""
 from __future__ import annotations
 
 import io
+import json
 from typing import Any
 
 import numpy as np
@@ -38,25 +39,40 @@ def channels(prefix: str) -> list[dict[str, Any]]:
     ]
 
 
+def start_job(
+    server: SabioServer,
+    sm: Any,
+    name: str,
+    image: str,
+    hyperparameters: dict[str, str],
+    labels: np.ndarray,
+    features: np.ndarray,
+) -> None:
+    """Upload an 80/20 CSV split under `s3://training/<name>` and start a job on it."""
+    prefix = f"s3://training/{name}"
+    put_split(server, prefix, labels, features)
+    create_job(sm, name, image=image, hyperparameters=hyperparameters, channels=channels(prefix))
+
+
 def test_xgboost_builtin_trains_reports_metrics_and_serves(
     server: SabioServer, sm: Any, runtime: Any
 ):
     iris = load_iris()
     name = unique("xgb")
-    prefix = f"s3://training/{name}"
-    put_split(server, prefix, iris.target, iris.data)
-    create_job(
+    start_job(
+        server,
         sm,
         name,
-        image=XGBOOST_IMAGE,
-        hyperparameters={
+        XGBOOST_IMAGE,
+        {
             "objective": "multi:softprob",
             "num_class": "3",
             "num_round": "20",
             "max_depth": "3",
             "eval_metric": "mlogloss",
         },
-        channels=channels(prefix),
+        iris.target,
+        iris.data,
     )
     described = wait_job(sm, name, timeout=180)
     assert described["TrainingJobStatus"] == "Completed", described.get("FailureReason")
@@ -82,14 +98,14 @@ def test_linear_learner_binary_classifier_trains_and_serves(
 ):
     cancer = load_breast_cancer()
     name = unique("ll")
-    prefix = f"s3://training/{name}"
-    put_split(server, prefix, cancer.target, cancer.data)
-    create_job(
+    start_job(
+        server,
         sm,
         name,
-        image=LINEAR_LEARNER_IMAGE,
-        hyperparameters={"predictor_type": "binary_classifier", "epochs": "5", "feature_dim": "30"},
-        channels=channels(prefix),
+        LINEAR_LEARNER_IMAGE,
+        {"predictor_type": "binary_classifier", "epochs": "5", "feature_dim": "30"},
+        cancer.target,
+        cancer.data,
     )
     described = wait_job(sm, name, timeout=180)
     assert described["TrainingJobStatus"] == "Completed", described.get("FailureReason")
@@ -102,8 +118,6 @@ def test_linear_learner_binary_classifier_trains_and_serves(
     body = runtime.invoke_endpoint(
         EndpointName=endpoint, ContentType="text/csv", Accept="application/json", Body=rows
     )["Body"].read()
-    import json
-
     predictions = json.loads(body)["predictions"]
     labels = [p["predicted_label"] for p in predictions]
     assert np.mean(np.array(labels) == cancer.target[:20]) >= 0.8
@@ -113,15 +127,9 @@ def test_linear_learner_binary_classifier_trains_and_serves(
 
 def test_a_builtin_algorithm_rejects_bad_hyperparameters(server: SabioServer, sm: Any):
     name = unique("xgbbad")
-    prefix = f"s3://training/{name}"
     iris = load_iris()
-    put_split(server, prefix, iris.target, iris.data)
-    create_job(
-        sm,
-        name,
-        image=XGBOOST_IMAGE,
-        hyperparameters={"objective": "binary:logistic"},
-        channels=channels(prefix),
+    start_job(
+        server, sm, name, XGBOOST_IMAGE, {"objective": "binary:logistic"}, iris.target, iris.data
     )
     described = wait_job(sm, name, timeout=120)
     assert described["TrainingJobStatus"] == "Failed"
