@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import aiohttp
 
 from sabio.serving.capture import CaptureWriter
+from sabio.serving.upstream import UpstreamClosed
 
 if TYPE_CHECKING:
     from sabio.serving.router import Route, Variant
@@ -76,16 +77,12 @@ class Mirror:
         status = answered = 0
         instance.outstanding += 1
         try:
-            async with instance.client().post(
-                "http://worker/invocations",
-                data=body,
-                headers=forwarded,
-                timeout=shadow.timeout or self.timeout,
-            ) as response:
-                payload = await response.read()
-                answered = time.perf_counter_ns()
-                status = response.status
-                content_type = response.headers.get("Content-Type", "application/json")
+            limit = (shadow.timeout or self.timeout).total
+            response = await instance.post(body, forwarded, limit)
+            payload = response.body
+            answered = time.perf_counter_ns()
+            status = response.status
+            content_type = response.headers.get("content-type", "application/json")
             policy = route.capture
             if (
                 status < 400
@@ -96,7 +93,7 @@ class Mirror:
                 self.capture.add_exchange(
                     route.name, shadow.name, policy, body, forwarded, payload, content_type
                 )
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except (UpstreamClosed, TimeoutError) as exc:
             log.debug("shadow variant %s of %s: %s", shadow.name, route.name, exc)
         except Exception:
             log.exception("copying an invocation to shadow variant %s failed", shadow.name)

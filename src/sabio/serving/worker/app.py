@@ -145,14 +145,8 @@ class WorkerApp:
         try:
             payload, response_type, extra = service.invoke(body, content_type, accept, headers)
             encoded = self._content_types.get(response_type) or self._encode_type(response_type)
-        except CodecError as exc:
-            await _respond(send, exc.status, str(exc).encode(), _TEXT)
-            return
         except Exception as exc:
-            status = _error_status(exc)
-            if status >= 500:
-                logger.exception("Invocation failed with %s", one_line(exc))
-            await _respond(send, status, one_line(exc).encode(), _TEXT)
+            await _failed(send, exc)
             return
         if isinstance(payload, Chunks):
             headers = [(b"content-type", encoded), *(extra or ())]
