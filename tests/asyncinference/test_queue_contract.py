@@ -4,7 +4,9 @@ answering, and concurrent claimers never share a request."""
 
 from __future__ import annotations
 
+import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -117,3 +119,23 @@ def test_concurrent_claimers_never_share_a_request(queue: SqlInvocationQueue) ->
         thread.join()
     assert sorted(seen) == sorted(ids)
     assert queue.backlog(["ep"]) == {}
+
+
+def test_polling_an_empty_queue_does_not_wait_for_the_write_lock(tmp_path: Path) -> None:
+    """The dispatcher polls twice a second; while the queue has nothing to hand out, a poll
+    must not queue behind (or block) whoever is writing to the database."""
+    path = tmp_path / "db" / "sabio.db"
+    engine = database.create(f"sqlite:///{path}")
+    queue = SqlInvocationQueue(engine)
+    queue.enqueue(request(endpoint="other"))
+    writer = sqlite3.connect(path, isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")
+        started = time.monotonic()
+        assert queue.claim("ep", 4, 30, T0) == []
+        assert queue.expired(T0, 10) == []
+        assert time.monotonic() - started < 2
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+        engine.dispose()
