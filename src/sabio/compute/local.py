@@ -7,13 +7,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import functools
 import logging
 import math
 import os
 import resource
 import signal
 import subprocess
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,26 +57,38 @@ def _thread_limits(cpus: float) -> dict[str, str]:
     }
 
 
-def _preexec(rlimit_bytes: int, cgroup_procs: Sequence[bytes]) -> Callable[[], None]:
-    def setup() -> None:
-        # First, so that everything after (and the unit's code) is accounted and limited.
-        pid = str(os.getpid()).encode()
-        for path in cgroup_procs:
-            fd = os.open(path, os.O_WRONLY)
-            try:
-                os.write(fd, pid)
-            finally:
-                os.close(fd)
-        os.setsid()
+def isolate_child(rlimit_bytes: int, cgroup_procs: Sequence[str | bytes]) -> None:
+    """In a freshly forked child, before it runs the unit: join the unit's cgroup, take a
+    session of its own, die with its parent and take the address-space rlimit. Shared by
+    `subprocess` starts (as `preexec_fn`) and the pre-warmed parent's forks."""
+    # First, so that everything after (and the unit's code) is accounted and limited.
+    pid = str(os.getpid()).encode()
+    for path in cgroup_procs:
+        fd = os.open(path, os.O_WRONLY)
         try:
-            libc = ctypes.CDLL("libc.so.6", use_errno=True)
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-        except OSError:
-            pass
-        if rlimit_bytes:
-            resource.setrlimit(resource.RLIMIT_AS, (rlimit_bytes, rlimit_bytes))
+            os.write(fd, pid)
+        finally:
+            os.close(fd)
+    os.setsid()
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except OSError:
+        pass
+    if rlimit_bytes:
+        resource.setrlimit(resource.RLIMIT_AS, (rlimit_bytes, rlimit_bytes))
 
-    return setup
+
+def address_space_limit(memory_bytes: int, cgroup: CgroupLimiter | None) -> int:
+    """The rlimit that stands in for a cgroup memory limit where none could be set (0: none)."""
+    if memory_bytes and (cgroup is None or not cgroup.limits_memory):
+        return max(memory_bytes, _MIN_ADDRESS_SPACE)
+    return 0
+
+
+def unit_env(unit: WorkUnit) -> dict[str, str]:
+    """The unit's environment, with thread counts matched to its CPUs unless it sets them."""
+    return {**_thread_limits(unit.cpus), **unit.env}
 
 
 def _group_members(pgid: int) -> list[int]:
@@ -270,7 +283,7 @@ class LocalBackend:
 
     def start(self, unit: WorkUnit) -> LocalProcess:
         unit.log_path.parent.mkdir(parents=True, exist_ok=True)
-        env = {**_thread_limits(unit.cpus), **unit.env}
+        env = unit_env(unit)
         argv = list(unit.argv)
         cwd = unit.cwd
         sandboxed = False
@@ -306,9 +319,7 @@ class LocalBackend:
         cgroup: CgroupLimiter | None,
         sandboxed: bool,
     ) -> LocalProcess:
-        rlimit = 0
-        if unit.memory_bytes and (cgroup is None or not cgroup.limits_memory):
-            rlimit = max(unit.memory_bytes, _MIN_ADDRESS_SPACE)
+        rlimit = address_space_limit(unit.memory_bytes, cgroup)
         join = cgroup.join_paths() if cgroup is not None else []
         with unit.log_path.open("ab") as log:
             popen = subprocess.Popen(
@@ -318,7 +329,7 @@ class LocalBackend:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                preexec_fn=_preexec(rlimit, join),
+                preexec_fn=functools.partial(isolate_child, rlimit, join),
                 close_fds=True,
             )
         return LocalProcess(unit, popen, cgroup=cgroup, rlimit_bytes=rlimit, sandboxed=sandboxed)

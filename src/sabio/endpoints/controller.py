@@ -12,19 +12,17 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-import aiohttp
-
 from sabio.arns import ArnFactory
 from sabio.endpoints.deployment import Deployer, DeploymentError, RunningInstance, VariantPlan
 from sabio.endpoints.prewarm_fleet import Prewarmer
 from sabio.endpoints.serverless_fleet import ServerlessFleet
 from sabio.endpoints.service import CREATING, DELETING, FAILED, IN_SERVICE, UPDATING
 from sabio.endpoints.shadow_config import all_variants
+from sabio.endpoints.variant_routes import build_route, variant_state
 from sabio.errors import SabioError
 from sabio.reconcile import ReconcileLoop
 from sabio.resources import ENDPOINT
-from sabio.serving.capture import CapturePolicy
-from sabio.serving.router import Route, Router, Variant
+from sabio.serving.router import Route, Router
 from sabio.store.entities import Resource
 from sabio.store.repository import Repository
 
@@ -156,7 +154,7 @@ class EndpointController(ReconcileLoop):
             log.exception("deploying endpoint %s failed", endpoint.name)
             await self._fail(endpoint, f"Internal error while deploying: {exc}")
             return
-        state = self._state(endpoint, plans)
+        state = variant_state(endpoint, plans)
         # An update cut off by a restart starts again once the current config serves.
         settled = UPDATING if endpoint.spec.get("Pending") else IN_SERVICE
         updated = await asyncio.to_thread(
@@ -200,67 +198,11 @@ class EndpointController(ReconcileLoop):
     def _install_route(
         self, name: str, plans: list[VariantPlan], config: dict[str, Any] | None = None
     ) -> None:
-        config = config or {}
-        running = self._running.get(name.lower(), [])
-        variants = [
-            Variant(
-                plan.name,
-                plan.weight,
-                [
-                    r.endpoint
-                    for r in sorted(running, key=lambda r: r.index)
-                    if r.variant == plan.name
-                ],
-                timeout=_timeout(plan.invocation_timeout),
-            )
-            for plan in plans
-        ]
         group = self.arns.log_group(f"/aws/sagemaker/Endpoints/{name}")
-        capture = CapturePolicy.from_config(config.get("DataCaptureConfig"))
-        paired = list(zip(variants, plans, strict=True))
-        production = [v for v, plan in paired if not plan.shadow]
-        shadows = [v for v, plan in paired if plan.shadow]
-        route = Route(
-            name, IN_SERVICE, production, log_group=group, capture=capture, shadows=shadows
-        )
+        running = self._running.get(name.lower(), [])
+        route, variants = build_route(name, plans, running, config or {}, group)
         self.router.set_route(route)
         self.serverless.bind(name, variants)
-
-    def _state(self, endpoint: Resource, plans: list[VariantPlan]) -> dict[str, Any]:
-        """The variant summaries DescribeEndpoint shows, shadow variants apart."""
-        shadows = [p for p in plans if p.shadow]
-        production = [p for p in plans if not p.shadow]
-        state = {"ProductionVariants": self._summaries(endpoint, production)}
-        if shadows:
-            state["ShadowProductionVariants"] = self._summaries(endpoint, shadows)
-        return state
-
-    def _summaries(self, endpoint: Resource, plans: list[VariantPlan]) -> list[dict[str, Any]]:
-        now = time.time()
-        variants = {v["VariantName"]: v for v in all_variants(endpoint.spec["Config"])}
-        summaries = []
-        for plan in plans:
-            summary: dict[str, Any] = {
-                "VariantName": plan.name,
-                "DeployedImages": [
-                    {
-                        "SpecifiedImage": plan.image,
-                        "ResolvedImage": plan.image,
-                        "ResolutionTime": now,
-                    }
-                ],
-                "CurrentWeight": plan.weight,
-                "DesiredWeight": plan.weight,
-            }
-            serverless = variants[plan.name].get("ServerlessConfig")
-            if serverless:
-                summary["CurrentServerlessConfig"] = serverless
-                summary["DesiredServerlessConfig"] = serverless
-            else:
-                summary["CurrentInstanceCount"] = plan.instance_count
-                summary["DesiredInstanceCount"] = plan.instance_count
-            summaries.append(summary)
-        return summaries
 
     async def _fail(self, endpoint: Resource, reason: str) -> None:
         log.warning("endpoint %s failed: %s", endpoint.name, reason)
@@ -394,7 +336,7 @@ class EndpointController(ReconcileLoop):
                 for routed in [*route.variants, *route.shadows]:
                     if routed.name == plan.name:
                         routed.weight = weight
-        state = self._state(endpoint, list(plans.values()))
+        state = variant_state(endpoint, list(plans.values()))
         await self._settle(endpoint.name, None, state)
 
     async def _blue_green(self, endpoint: Resource) -> None:
@@ -434,7 +376,7 @@ class EndpointController(ReconcileLoop):
         self._install_route(endpoint.name, plans, pending["Config"])
         await asyncio.gather(*(self._drain_and_stop(instance) for instance in old))
         spec = {**{k: v for k, v in endpoint.spec.items() if k != "Pending"}, **pending}
-        await self._settle(endpoint.name, spec, self._state(target, plans))
+        await self._settle(endpoint.name, spec, variant_state(target, plans))
         log.info("endpoint %s now serves %s", endpoint.name, pending["EndpointConfigName"])
 
     async def _settle(self, name: str, spec: dict[str, Any] | None, state: dict[str, Any]) -> None:
@@ -484,8 +426,3 @@ def _reason(failure: BaseException) -> str:
     if isinstance(failure, SabioError):
         return failure.message
     return str(failure) or type(failure).__name__
-
-
-def _timeout(seconds: float | None) -> aiohttp.ClientTimeout | None:
-    """A variant's own invocation timeout (SAGEMAKER_MODEL_SERVER_TIMEOUT), if it has one."""
-    return aiohttp.ClientTimeout(total=seconds) if seconds else None

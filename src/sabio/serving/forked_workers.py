@@ -11,7 +11,7 @@ import signal
 from pathlib import Path
 
 from sabio.compute.cgroups import CgroupLimiter
-from sabio.compute.local import _MIN_ADDRESS_SPACE, LocalProcess, WorkUnit, _thread_limits
+from sabio.compute.local import LocalProcess, WorkUnit, address_space_limit, unit_env
 
 
 class ForkedProcess:
@@ -173,11 +173,9 @@ class PrewarmParent:
         cgroup = None
         if unit.use_cgroups:
             cgroup = CgroupLimiter.create(cpus=unit.cpus, memory_bytes=unit.memory_bytes)
-        rlimit = 0
-        if unit.memory_bytes and (cgroup is None or not cgroup.limits_memory):
-            rlimit = max(unit.memory_bytes, _MIN_ADDRESS_SPACE)
+        rlimit = address_space_limit(unit.memory_bytes, cgroup)
         unit.log_path.parent.mkdir(parents=True, exist_ok=True)
-        env = {**_thread_limits(unit.cpus), **unit.env}
+        env = unit_env(unit)
         try:
             return await self.fork(
                 list(unit.argv[3:]),

@@ -21,12 +21,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import gc
 import importlib
 import json
 import os
-import resource
 import selectors
 import signal
 import socket
@@ -36,7 +34,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-_PR_SET_PDEATHSIG = 1
+from sabio.compute.local import isolate_child
+
 _CHILD_FAILURE = 70
 
 PRELOADED = (
@@ -221,19 +220,7 @@ class _Parent:
     def _become_worker(self, request: dict[str, Any], ready: int) -> None:
         code = _CHILD_FAILURE
         try:
-            pid = str(os.getpid()).encode()
-            for path in request.get("cgroup_procs") or []:
-                fd = os.open(path, os.O_WRONLY)
-                try:
-                    os.write(fd, pid)
-                finally:
-                    os.close(fd)
-            os.setsid()
-            with contextlib.suppress(OSError, AttributeError):
-                ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-            rlimit = int(request.get("rlimit_bytes") or 0)
-            if rlimit:
-                resource.setrlimit(resource.RLIMIT_AS, (rlimit, rlimit))
+            isolate_child(int(request.get("rlimit_bytes") or 0), request.get("cgroup_procs") or [])
             signal.set_wakeup_fd(-1)
             for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
                 signal.signal(signum, signal.SIG_DFL)
