@@ -3,9 +3,12 @@ that records what SNS delivers (and can be told to fail)."""
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import time
+import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -14,8 +17,21 @@ from typing import Any
 
 import boto3
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from support.server import SabioServer, running_server
+
+SIGNED = {
+    "Notification": ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"),
+    "SubscriptionConfirmation": (
+        "Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type",
+    ),
+    "UnsubscribeConfirmation": (
+        "Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type",
+    ),
+}  # fmt: skip
 
 FAST_RETRIES = {
     "SABIO_NOTIFICATION_DELIVERY_ATTEMPTS": "4",
@@ -117,3 +133,65 @@ def listener() -> Iterator[Listener]:
 @pytest.fixture
 def home(sns_server: SabioServer) -> Path:
     return sns_server.home
+
+
+def _subscribe_confirmed(
+    sns: Any, listener: Listener, path: str = "/hook", **attributes: str
+) -> tuple[str, str, dict[str, Any]]:
+    """A new topic with the listener subscribed at `path` and confirmed by following the
+    SubscribeURL: the topic ARN, the subscription ARN and the confirmation document."""
+    topic = sns.create_topic(Name=f"t-{uuid.uuid4().hex[:8]}")["TopicArn"]
+    return (topic, *_subscribe_to(sns, topic, listener, path, **attributes))
+
+
+def _subscribe_to(
+    sns: Any, topic: str, listener: Listener, path: str, **attributes: str
+) -> tuple[str, dict[str, Any]]:
+    endpoint = listener.url + path
+    extra = {"Attributes": attributes} if attributes else {}
+    arn = sns.subscribe(
+        TopicArn=topic, Protocol="http", Endpoint=endpoint, ReturnSubscriptionArn=True, **extra
+    )["SubscriptionArn"]
+    got = listener.wait_for(lambda got: any(_confirms(r, path) for r in got))
+    document = [r for r in got if _confirms(r, path)][-1].json()
+    with urllib.request.urlopen(document["SubscribeURL"], timeout=5) as response:
+        assert arn in response.read().decode()
+    return arn, document
+
+
+def _confirms(received: Received, path: str) -> bool:
+    kind = received.headers["x-amz-sns-message-type"]
+    return received.path == path and kind == "SubscriptionConfirmation"
+
+
+def _verify_signature(document: dict[str, Any]) -> None:
+    """Check a message's signature the way SNS message validators do."""
+    with urllib.request.urlopen(document["SigningCertURL"], timeout=5) as response:
+        certificate = x509.load_pem_x509_certificate(response.read())
+    text = "".join(
+        f"{name}\n{document[name]}\n" for name in SIGNED[document["Type"]] if name in document
+    )
+    # SignatureVersion 1 is SHA1withRSA by definition.
+    algorithm = hashes.SHA256() if document["SignatureVersion"] == "2" else hashes.SHA1()  # noqa: S303
+    key = certificate.public_key()
+    assert isinstance(key, rsa.RSAPublicKey)
+    key.verify(
+        base64.b64decode(document["Signature"]), text.encode(), padding.PKCS1v15(), algorithm
+    )
+
+
+@pytest.fixture
+def subscribe_confirmed() -> Callable[..., tuple[str, str, dict[str, Any]]]:
+    """`(sns, listener, path="/hook", **attributes) -> (topic, subscription, confirmation)`."""
+    return _subscribe_confirmed
+
+
+@pytest.fixture
+def subscribe_to() -> Callable[..., tuple[str, dict[str, Any]]]:
+    """`(sns, topic, listener, path, **attributes) -> (subscription, confirmation)`."""
+    return _subscribe_to
+
+
+@pytest.fixture
+def verify_signature() -> Callable[[dict[str, Any]], None]:
+    return _verify_signature

@@ -25,7 +25,7 @@ def test_publish_by_topic_arn(tmp_path: Path, listener: Any) -> None:
     async def scenario() -> None:
         await notifications.start()
         try:
-            topic = topics.create_topic("success", {}, [])
+            topic = topics.create_topic("success", {}, {})
             notifications.subscribe(
                 topic, "http", listener.url, {}, return_arn=True, base_url="http://127.0.0.1:1"
             )

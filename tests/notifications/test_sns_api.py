@@ -128,10 +128,10 @@ def test_subscribe_validates_protocol_and_endpoint(sns: Any) -> None:
         TopicArn=arn,
         Protocol="http",
         Endpoint="http://h/",
-        Attributes={"FilterPolicy": "{}"},
+        Attributes={"RedrivePolicy": "{}"},
     )
     assert code == "InvalidParameter"
-    assert "FilterPolicy" in message
+    assert "RedrivePolicy" in message
 
 
 def test_subscription_lifecycle_without_confirmation(sns: Any) -> None:
@@ -242,3 +242,68 @@ def test_requests_are_claimed_by_their_signing_scope(sns_server: Any) -> None:
     body = caught.value.read().decode()
     assert "<Code>ValidationError</Code>" in body
     assert "Value null at 'name'" in body
+
+
+def test_publish_checks_message_attributes(sns: Any) -> None:
+    arn = sns.create_topic(Name=name())["TopicArn"]
+
+    def refused(attributes: dict[str, Any]) -> tuple[str, str, int]:
+        return error_of(sns.publish, TopicArn=arn, Message="m", MessageAttributes=attributes)
+
+    assert refused({"n": {"DataType": "Number", "StringValue": "many"}}) == (
+        "ParameterValueInvalid", "Could not cast message attribute 'n' value to number.", 400
+    )  # fmt: skip
+    assert refused({"t": {"DataType": "Text", "StringValue": "x"}})[1] == (
+        "The message attribute 't' has an invalid message attribute type, the set of supported "
+        "type prefixes is Binary, Number, and String."
+    )
+    assert refused({"b": {"DataType": "Binary", "StringValue": "x"}})[1] == (
+        "The message attribute 'b' with type 'Binary' must use field 'Binary'."
+    )
+    assert refused({"s": {"DataType": "String", "StringValue": ""}})[1] == (
+        "The message attribute 's' must contain non-empty message attribute value for message "
+        "attribute type 'String'."
+    )
+    assert refused({".dot": {"DataType": "String", "StringValue": "x"}})[1] == (
+        "Invalid message attribute name starting with character '.' was found."
+    )
+    assert refused({"a b": {"DataType": "String", "StringValue": "x"}})[1].startswith(
+        "Invalid non-alphanumeric character '#x20' was found in the message attribute name."
+    )
+    eleven = {f"a{n}": {"DataType": "String", "StringValue": "x"} for n in range(11)}
+    assert (
+        refused(eleven)[1] == "Number of message attributes [11] exceeds the allowed maximum [10]."
+    )
+    fine = {
+        "n": {"DataType": "Number.float", "StringValue": "1.5e3"},
+        "b": {"DataType": "Binary", "BinaryValue": b"\x00\x01"},
+        "tags": {"DataType": "String.Array", "StringValue": '["a", 1]'},
+    }
+    assert sns.publish(TopicArn=arn, Message="m", MessageAttributes=fine)["MessageId"]
+
+
+def test_tag_and_untag_a_topic(sns: Any) -> None:
+    arn = sns.create_topic(Name=name(), Tags=[{"Key": "team", "Value": "ml"}])["TopicArn"]
+    sns.tag_resource(ResourceArn=arn, Tags=[{"Key": "stage", "Value": "prod"}])
+    sns.tag_resource(ResourceArn=arn, Tags=[{"Key": "team", "Value": "platform"}])
+    assert sns.list_tags_for_resource(ResourceArn=arn)["Tags"] == [
+        {"Key": "stage", "Value": "prod"},
+        {"Key": "team", "Value": "platform"},
+    ]
+    sns.untag_resource(ResourceArn=arn, TagKeys=["stage", "absent"])
+    assert sns.list_tags_for_resource(ResourceArn=arn)["Tags"] == [
+        {"Key": "team", "Value": "platform"}
+    ]
+    many = [{"Key": f"k{n}", "Value": "v"} for n in range(50)]
+    assert error_of(sns.tag_resource, ResourceArn=arn, Tags=many) == (
+        "TagLimitExceeded", "Could not complete request: tag quota of per resource exceeded", 400
+    )  # fmt: skip
+    missing = f"arn:aws:sns:us-east-1:{ACCOUNT}:{name()}"
+    for call, kwargs in [
+        (sns.list_tags_for_resource, {}),
+        (sns.tag_resource, {"Tags": [{"Key": "k", "Value": "v"}]}),
+        (sns.untag_resource, {"TagKeys": ["k"]}),
+    ]:
+        assert error_of(call, ResourceArn=missing, **kwargs) == (
+            "ResourceNotFound", "Resource does not exist", 404
+        )  # fmt: skip

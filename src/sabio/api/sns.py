@@ -27,6 +27,7 @@ from sabio import service_model
 from sabio.api.errors import request_id
 from sabio.asgi_body import content_length, read_capped
 from sabio.errors import SabioError
+from sabio.notifications.batch import publish_batch
 from sabio.notifications.errors import (
     InternalError,
     InvalidAction,
@@ -34,7 +35,8 @@ from sabio.notifications.errors import (
     invalid,
     missing,
 )
-from sabio.notifications.publishing import Notifications
+from sabio.notifications.publishing import Notifications, refuse_fifo_members
+from sabio.notifications.tagging import TopicTags, check_tags
 
 log = logging.getLogger("sabio.api")
 
@@ -56,6 +58,7 @@ class SnsApi:
     def __init__(self, notifications: Notifications, max_request_bytes: int) -> None:
         self.notifications = notifications
         self.topics = notifications.topics
+        self.tags = TopicTags(notifications.topics)
         self.max_request_bytes = max_request_bytes
         self.operations: dict[str, Operation] = {
             "CreateTopic": self._create_topic,
@@ -71,7 +74,10 @@ class SnsApi:
             "GetSubscriptionAttributes": self._get_subscription_attributes,
             "SetSubscriptionAttributes": self._set_subscription_attributes,
             "Publish": self._publish,
+            "PublishBatch": self._publish_batch,
             "ListTagsForResource": self._list_tags_for_resource,
+            "TagResource": self._tag_resource,
+            "UntagResource": self._untag_resource,
         }
 
     async def handle(self, request: Request) -> Response:
@@ -139,7 +145,8 @@ class SnsApi:
     def _create_topic(self, p: dict[str, Any], _: str) -> dict[str, Any]:
         if p.get("DataProtectionPolicy"):
             raise invalid("DataProtectionPolicy", "Sabio does not support data protection")
-        arn = self.topics.create_topic(p["Name"], p.get("Attributes") or {}, p.get("Tags") or [])
+        tags = check_tags(p.get("Tags") or [])
+        arn = self.topics.create_topic(p["Name"], p.get("Attributes") or {}, tags)
         return {"TopicArn": arn}
 
     def _delete_topic(self, p: dict[str, Any], _: str) -> dict[str, Any]:
@@ -179,7 +186,7 @@ class SnsApi:
         return {"SubscriptionArn": arn}
 
     def _unsubscribe(self, p: dict[str, Any], _: str) -> dict[str, Any]:
-        self.topics.unsubscribe(p["SubscriptionArn"], authenticated=p["__signed"])
+        self.notifications.unsubscribe(p["SubscriptionArn"], authenticated=p["__signed"])
         return {}
 
     def _list_subscriptions(self, p: dict[str, Any], _: str) -> dict[str, Any]:
@@ -201,12 +208,7 @@ class SnsApi:
     def _publish(self, p: dict[str, Any], _: str) -> dict[str, Any]:
         if p.get("PhoneNumber"):
             raise invalid("PhoneNumber", "Sabio does not deliver SMS messages")
-        if p.get("MessageDeduplicationId"):
-            raise invalid(
-                "MessageDeduplicationId",
-                "The request includes MessageDeduplicationId parameter that is not valid for "
-                "this topic type",
-            )
+        refuse_fifo_members(p)
         topic_arn = p.get("TopicArn") or p.get("TargetArn")
         if not topic_arn:
             raise invalid("TopicArn or TargetArn", "no value for required parameter")
@@ -219,10 +221,19 @@ class SnsApi:
         )
         return {"MessageId": message_id}
 
+    def _publish_batch(self, p: dict[str, Any], _: str) -> dict[str, Any]:
+        return publish_batch(self.notifications, p["TopicArn"], p["PublishBatchRequestEntries"])
+
     def _list_tags_for_resource(self, p: dict[str, Any], _: str) -> dict[str, Any]:
-        topic = self.topics.topic(p["ResourceArn"], "ResourceArn")
-        tags = self.topics.repository.tags(topic.arn)
-        return {"Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}
+        return {"Tags": self.tags.listed(p["ResourceArn"])}
+
+    def _tag_resource(self, p: dict[str, Any], _: str) -> dict[str, Any]:
+        self.tags.tag(p["ResourceArn"], p["Tags"])
+        return {}
+
+    def _untag_resource(self, p: dict[str, Any], _: str) -> dict[str, Any]:
+        self.tags.untag(p["ResourceArn"], p["TagKeys"])
+        return {}
 
 
 def error_response(error: SabioError, rid: str) -> Response:

@@ -1,11 +1,12 @@
 """The topic and subscription attributes Sabio honours, checked the way SNS checks them.
 
-SNS knows many more (policies, KMS keys, filter and redrive policies, FIFO). Sabio refuses
-those by name rather than storing settings it would not act on."""
+SNS knows many more (policies, KMS keys, redrive policies, FIFO). Sabio refuses those by name
+rather than storing settings it would not act on."""
 
 from __future__ import annotations
 
-from sabio.notifications.errors import invalid
+from sabio.notifications import filter_policy
+from sabio.notifications.errors import InvalidParameter, invalid
 
 TOPIC_SETTABLE = ("DisplayName", "SignatureVersion")
 TOPIC_UNSUPPORTED = frozenset(
@@ -23,13 +24,10 @@ TOPIC_UNSUPPORTED = frozenset(
     }
 )  # fmt: skip
 
-SUBSCRIPTION_SETTABLE = ("RawMessageDelivery",)
+SUBSCRIPTION_SETTABLE = ("RawMessageDelivery", "FilterPolicy", "FilterPolicyScope")
 SUBSCRIPTION_UNSUPPORTED = frozenset(
-    {
-        "DeliveryPolicy", "FilterPolicy", "FilterPolicyScope", "RedrivePolicy",
-        "SubscriptionRoleArn", "ReplayPolicy",
-    }
-)  # fmt: skip
+    {"DeliveryPolicy", "RedrivePolicy", "SubscriptionRoleArn", "ReplayPolicy"}
+)
 
 
 def topic_attribute(name: str, value: str, *, member: str) -> tuple[str, str]:
@@ -62,6 +60,29 @@ def subscription_attribute(name: str, value: str, *, member: str) -> tuple[str, 
                 member, f"RawMessageDelivery: Invalid value [{value}]. Must be true or false."
             )
         return name, value.lower()
+    if name == "FilterPolicyScope":
+        if value not in filter_policy.SCOPES:
+            raise InvalidParameter(
+                f"Invalid parameter: FilterPolicyScope: Invalid value [{value}]. "
+                "Please use either MessageBody or MessageAttributes"
+            )
+        return name, value
+    if name == "FilterPolicy":
+        return name, value
     if member == "AttributeName":
         raise invalid("AttributeName")
     raise invalid(member, f"Unknown attribute {name}")
+
+
+def merged_subscription_attributes(
+    current: dict[str, str], changes: dict[str, str]
+) -> dict[str, str]:
+    """A subscription's attributes after `changes`, each already checked alone. The filter
+    policy is checked against the scope it will be applied in; an empty policy removes it."""
+    merged = {**current, **changes}
+    if merged.get("FilterPolicy") == "":
+        del merged["FilterPolicy"]
+    elif "FilterPolicy" in merged:
+        merged.setdefault("FilterPolicyScope", "MessageAttributes")
+        filter_policy.check(merged["FilterPolicy"], merged["FilterPolicyScope"])
+    return merged

@@ -11,6 +11,11 @@ class InvalidParameter(SabioError):
     status = 400
 
 
+class InvalidParameterValue(SabioError):
+    code = "ParameterValueInvalid"
+    status = 400
+
+
 class NotFound(SabioError):
     code = "NotFound"
     status = 404
@@ -57,3 +62,28 @@ def missing(member: str) -> MissingParameter:
         f"1 validation error detected: Value null at '{member[0].lower()}{member[1:]}' failed "
         "to satisfy constraint: Member must not be null"
     )
+
+
+class EmptyBatchRequest(SabioError):
+    code = "EmptyBatchRequest"
+    status = 400
+
+
+class TooManyEntriesInBatchRequest(SabioError):
+    code = "TooManyEntriesInBatchRequest"
+    status = 400
+
+
+class BatchEntryIdsNotDistinct(SabioError):
+    code = "BatchEntryIdsNotDistinct"
+    status = 400
+
+
+class InvalidBatchEntryId(SabioError):
+    code = "InvalidBatchEntryId"
+    status = 400
+
+
+class BatchRequestTooLong(SabioError):
+    code = "BatchRequestTooLong"
+    status = 400

@@ -1,28 +1,35 @@
 """Publishing: check a message the way SNS does, then hand one delivery per confirmed
-subscription to the delivery engine. Also sends the confirmation message of a new HTTP(S)
-subscription. This is the `Publisher` other capabilities (asynchronous inference) are given."""
+subscription whose filter policy accepts it to the delivery engine. Also sends the messages
+that subscribing and unsubscribing cause (`SubscriptionConfirmation`,
+`UnsubscribeConfirmation`). This is the `Publisher` other capabilities (asynchronous inference)
+are given."""
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import time
 import uuid
 from typing import Any
 
 from sabio.config import Settings
+from sabio.notifications import filter_policy, message_attributes
 from sabio.notifications.arns import SnsArns
 from sabio.notifications.delivery import DeliveryEngine, RetryPolicy
 from sabio.notifications.errors import InvalidParameter, invalid
 from sabio.notifications.messages import confirmation, notification
-from sabio.notifications.service import Subscription, Topics
+from sabio.notifications.service import CONFIRMED, DELETED, PENDING, Subscription, Topics
 from sabio.notifications.signing import Signer
 from sabio.store.repository import Repository
 
 MAX_MESSAGE_BYTES = 256 * 1024
 MAX_SUBJECT = 100
-_DATA_TYPES = ("String", "String.Array", "Number", "Binary")
+# The subscription status in which each kind of message is still worth delivering.
+_WANTED_IN = {
+    "SubscriptionConfirmation": PENDING,
+    "Notification": CONFIRMED,
+    "UnsubscribeConfirmation": DELETED,
+}
 
 
 class Notifications:
@@ -58,23 +65,32 @@ class Notifications:
             topic_arn, protocol, endpoint, attributes, base_url
         )
         if send:
-            self.engine.submit(
-                confirmation(
-                    message_type="SubscriptionConfirmation",
-                    message_id=str(uuid.uuid4()),
-                    token=subscription.token,
-                    topic_arn=topic_arn,
-                    subscription_arn=subscription.arn,
-                    endpoint=subscription.endpoint,
-                    base_url=subscription.base_url,
-                    epoch=time.time(),
-                    signer=self.signer,
-                    signature_version=self.topics.signature_version(topic_arn),
-                )
-            )
+            self._send_confirmation("SubscriptionConfirmation", subscription)
         if subscription.confirmed or return_arn:
             return subscription.arn
         return "pending confirmation"
+
+    def unsubscribe(self, subscription_arn: str, *, authenticated: bool) -> None:
+        """End a subscription; a confirmed one is told, with a link that restores it."""
+        ended = self.topics.unsubscribe(subscription_arn, authenticated=authenticated)
+        if ended is not None:
+            self._send_confirmation("UnsubscribeConfirmation", ended)
+
+    def _send_confirmation(self, message_type: str, subscription: Subscription) -> None:
+        self.engine.submit(
+            confirmation(
+                message_type=message_type,
+                message_id=str(uuid.uuid4()),
+                token=subscription.token,
+                topic_arn=subscription.topic_arn,
+                subscription_arn=subscription.arn,
+                endpoint=subscription.endpoint,
+                base_url=subscription.base_url,
+                epoch=time.time(),
+                signer=self.signer,
+                signature_version=self.topics.signature_version(subscription.topic_arn),
+            )
+        )
 
     def publish_message(
         self,
@@ -90,7 +106,7 @@ class Notifications:
         bodies = _structured(message) if structure == "json" else None
         if structure is not None and structure != "json":
             raise invalid("MessageStructure")
-        wire_attributes = _wire_attributes(attributes or {})
+        wire_attributes = message_attributes.wire(attributes or {})
         message_id = str(uuid.uuid4())
         epoch = time.time()
         version = self.topics.signature_version(topic_arn)
@@ -98,6 +114,10 @@ class Notifications:
             if not subscription.confirmed:
                 continue
             text = message if bodies is None else _body_for(bodies, subscription)
+            policy = subscription.attributes.get("FilterPolicy")
+            scope = subscription.attributes.get("FilterPolicyScope")
+            if not filter_policy.accepts(policy, scope, text, attributes or {}):
+                continue
             self.engine.submit(
                 notification(
                     message_id=message_id,
@@ -118,29 +138,32 @@ class Notifications:
 
     async def _still_wanted(self, subscription_arn: str, message_type: str) -> bool:
         found = await asyncio.to_thread(self.topics.find_subscription, subscription_arn)
-        if found is None:
-            return False
-        if message_type == "SubscriptionConfirmation":
-            return not found.confirmed
-        return found.confirmed
+        return found is not None and found.status == _WANTED_IN[message_type]
+
+
+def refuse_fifo_members(request: dict[str, Any]) -> None:
+    """Deduplication and group ids belong to FIFO topics, which Sabio does not have."""
+    for member in ("MessageDeduplicationId", "MessageGroupId"):
+        if request.get(member):
+            raise invalid(
+                member,
+                f"The request includes {member} parameter that is not valid for this topic type",
+            )
+
+
+def message_size(message: str, attributes: dict[str, dict[str, Any]]) -> int:
+    """What counts toward SNS's 256 KiB: the message, and each attribute's name and parts."""
+    return len(message.encode()) + message_attributes.size(attributes)
 
 
 def check_message(message: str, subject: str | None, attributes: dict[str, dict[str, Any]]) -> None:
     if not message:
         raise invalid("Empty message")
-    size = len(message.encode())
-    for name, value in attributes.items():
-        size += len(name.encode()) + sum(_size(v) for v in value.values())
-    if size > MAX_MESSAGE_BYTES:
+    if message_size(message, attributes) > MAX_MESSAGE_BYTES:
         raise invalid("Message too long")
     if subject is not None and not _valid_subject(subject):
         raise invalid("Subject")
-    for name, value in attributes.items():
-        _check_attribute(name, value)
-
-
-def _size(value: Any) -> int:
-    return len(value) if isinstance(value, bytes) else len(str(value).encode())
+    message_attributes.check(attributes)
 
 
 def _valid_subject(subject: str) -> bool:
@@ -151,38 +174,6 @@ def _valid_subject(subject: str) -> bool:
     if not subject[0].isprintable() or subject[0].isspace():
         return False
     return all(c.isprintable() for c in subject)
-
-
-def _check_attribute(name: str, value: dict[str, Any]) -> None:
-    data_type = str(value.get("DataType", ""))
-    if not name or len(name) > 256:
-        raise invalid("MessageAttributes", f"Invalid attribute name: {name}")
-    if data_type.split(".", 1)[0] not in ("String", "Number", "Binary"):
-        raise invalid(
-            "MessageAttributes",
-            f"The message attribute '{name}' has an invalid message attribute type, "
-            "the set of supported type prefixes is Binary, Number, and String.",
-        )
-    key = "BinaryValue" if data_type.startswith("Binary") else "StringValue"
-    if value.get(key) is None:
-        raise invalid(
-            "MessageAttributes", f"The message attribute '{name}' must contain non-empty "
-            "message attribute value for message attribute type '" + data_type + "'."
-        )  # fmt: skip
-
-
-def _wire_attributes(attributes: dict[str, dict[str, Any]]) -> dict[str, dict[str, str]]:
-    """Message attributes as they appear in a Notification: `{"Type", "Value"}`."""
-    wire = {}
-    for name, value in attributes.items():
-        data_type = str(value["DataType"])
-        if data_type.startswith("Binary"):
-            raw = value["BinaryValue"]
-            text = base64.b64encode(raw if isinstance(raw, bytes) else str(raw).encode()).decode()
-        else:
-            text = str(value["StringValue"])
-        wire[name] = {"Type": data_type, "Value": text}
-    return wire
 
 
 def _structured(message: str) -> dict[str, Any]:

@@ -4,7 +4,11 @@ Topics and subscriptions are rows of the resource table, so they survive a resta
 row is keyed by a hash of its name because SNS names are case-sensitive and the table's
 names are not; lookups go by ARN. A subscription row is keyed by its id and keeps the base
 URL it was created through, so its confirmation and unsubscribe links point back at this
-server however the message is published later."""
+server however the message is published later.
+
+Unsubscribing a confirmed subscription keeps its row for three days with the status `Deleted`
+and a fresh token, as SNS does: the `UnsubscribeConfirmation` message carries that token, and
+confirming with it restores the subscription."""
 
 from __future__ import annotations
 
@@ -29,6 +33,9 @@ from sabio.store.repository import AlreadyExists, Repository
 
 PENDING = "PendingConfirmation"
 CONFIRMED = "Confirmed"
+DELETED = "Deleted"
+# How long an unsubscribed subscription can be restored with its token.
+RESTORABLE_SECONDS = 3 * 24 * 3600
 PAGE = 100
 
 SUPPORTED_PROTOCOLS = ("http", "https")
@@ -45,16 +52,22 @@ class Subscription:
     protocol: str
     endpoint: str
     owner: str
+    status: str
     confirmed: bool
     token: str
     base_url: str
     attributes: dict[str, str]
     authenticated: bool
     authenticate_on_unsubscribe: bool
+    deleted_at: float = 0.0
 
     @property
     def raw(self) -> bool:
         return self.attributes.get("RawMessageDelivery") == "true"
+
+    @property
+    def deleted(self) -> bool:
+        return self.status == DELETED
 
 
 def _subscription(resource: Resource) -> Subscription:
@@ -65,12 +78,14 @@ def _subscription(resource: Resource) -> Subscription:
         protocol=spec["Protocol"],
         endpoint=spec["Endpoint"],
         owner=spec["Owner"],
+        status=resource.status or PENDING,
         confirmed=resource.status == CONFIRMED,
         token=state["Token"],
         base_url=spec["BaseUrl"],
         attributes=dict(spec.get("Attributes", {})),
         authenticated=bool(state.get("ConfirmationWasAuthenticated", False)),
         authenticate_on_unsubscribe=bool(state.get("AuthenticateOnUnsubscribe", False)),
+        deleted_at=float(state.get("DeletedAt", 0.0)),
     )
 
 
@@ -87,23 +102,18 @@ class Topics:
 
     # Topics
 
-    def create_topic(
-        self, name: str, attributes: dict[str, str], tags: list[dict[str, str]]
-    ) -> str:
+    def create_topic(self, name: str, attributes: dict[str, str], tags: dict[str, str]) -> str:
         if not valid_topic_name(name):
             raise invalid("Topic Name")
         wanted = dict(
             attrs.topic_attribute(k, v, member="Attributes") for k, v in attributes.items()
         )
-        for tag in tags:
-            if not 1 <= len(tag.get("Key", "")) <= 128 or len(tag.get("Value", "")) > 256:
-                raise invalid("Tags", "Tag keys are 1 to 128 characters, values up to 256")
         arn = self.arns.topic(name)
         now = time.time()
         resource = Resource(SNS_TOPIC.key, _row_name(name), arn, {"Name": name}, now, now)
         resource.state = {"Attributes": wanted}
         try:
-            self.repository.create(resource, {t["Key"]: t.get("Value", "") for t in tags})
+            self.repository.create(resource, tags)
         except AlreadyExists:
             existing = self.topic(arn)
             if any(existing.state["Attributes"].get(k) != v for k, v in wanted.items()):
@@ -122,7 +132,7 @@ class Topics:
     def delete_topic(self, arn: str) -> None:
         """Idempotent, as in SNS: a topic that does not exist is not an error."""
         name = self.arns.check_topic(arn)
-        for subscription in self.subscriptions(arn):
+        for subscription in self._rows(arn):
             self.repository.delete(SNS_SUBSCRIPTION.key, _subscription_id(subscription.arn))
         self.repository.delete(SNS_TOPIC.key, _row_name(name))
 
@@ -141,7 +151,7 @@ class Topics:
             **topic.state["Attributes"],
             "SubscriptionsConfirmed": str(confirmed),
             "SubscriptionsPending": str(len(subscriptions) - confirmed),
-            "SubscriptionsDeleted": "0",
+            "SubscriptionsDeleted": str(len(self._restorable(arn))),
         }
 
     def set_topic_attribute(self, arn: str, name: str, value: str) -> None:
@@ -171,6 +181,7 @@ class Topics:
         wanted = dict(
             attrs.subscription_attribute(k, v, member="Attributes") for k, v in attributes.items()
         )
+        checked = attrs.merged_subscription_attributes({"RawMessageDelivery": "false"}, wanted)
         for existing in self.subscriptions(topic_arn):
             if existing.protocol == protocol and existing.endpoint == endpoint:
                 if any(existing.attributes.get(k, "false") != v for k, v in wanted.items()):
@@ -185,7 +196,7 @@ class Topics:
             "Endpoint": endpoint,
             "Owner": self.arns.account_id,
             "BaseUrl": base_url,
-            "Attributes": {"RawMessageDelivery": "false", **wanted},
+            "Attributes": checked,
         }
         now = time.time()
         state = {"Token": secrets.token_hex(64)}
@@ -202,13 +213,20 @@ class Topics:
         authenticated: bool,
         authenticate_on_unsubscribe: str | None = None,
     ) -> str:
-        """Confirm by token. `AuthenticateOnUnsubscribe=true` takes effect only through an
-        authenticated (API) confirmation, and then the unsigned UnsubscribeURL stops working."""
+        """Confirm by token, or restore an unsubscribed subscription by the token of its
+        `UnsubscribeConfirmation`. `AuthenticateOnUnsubscribe=true` takes effect only through
+        an authenticated (API) confirmation, and then the unsigned UnsubscribeURL stops working."""
         if authenticate_on_unsubscribe not in (None, "true", "false"):
             raise invalid("AuthenticateOnUnsubscribe")
         self.topic(topic_arn)
-        for subscription in self.subscriptions(topic_arn):
+        oldest = time.time() - RESTORABLE_SECONDS
+        for subscription in self._rows(topic_arn):
+            if subscription.deleted and subscription.deleted_at <= oldest:
+                continue
             if secrets.compare_digest(subscription.token, token):
+                if subscription.deleted and (twin := self._twin(subscription)) is not None:
+                    self.repository.delete(SNS_SUBSCRIPTION.key, _subscription_id(subscription.arn))
+                    return twin.arn
                 if not subscription.confirmed:
                     state = {
                         "Token": token,
@@ -230,7 +248,10 @@ class Topics:
         resource = self.repository.get_by_arn(arn)
         if resource is None or resource.kind != SNS_SUBSCRIPTION.key:
             raise subscription_not_found()
-        return _subscription(resource)
+        found = _subscription(resource)
+        if found.deleted:
+            raise subscription_not_found()
+        return found
 
     def find_subscription(self, arn: str) -> Subscription | None:
         resource = self.repository.get_by_arn(arn)
@@ -238,17 +259,48 @@ class Topics:
             return None
         return _subscription(resource)
 
-    def unsubscribe(self, arn: str, *, authenticated: bool = True) -> None:
+    def unsubscribe(self, arn: str, *, authenticated: bool = True) -> Subscription | None:
+        """End a subscription. A confirmed one is kept, restorable, under a new token and
+        returned, so its `UnsubscribeConfirmation` can be sent; a pending one just goes."""
         subscription = self.subscription(arn)
         if subscription.authenticate_on_unsubscribe and not authenticated:
             raise AuthorizationError(
                 "This subscription requires an authenticated request to unsubscribe"
             )
-        self.repository.delete(SNS_SUBSCRIPTION.key, _subscription_id(arn))
+        self._purge_expired()
+        if not subscription.confirmed:
+            self.repository.delete(SNS_SUBSCRIPTION.key, _subscription_id(arn))
+            return None
+        state = {"Token": secrets.token_hex(64), "DeletedAt": time.time()}
+        self.repository.update(
+            SNS_SUBSCRIPTION.key, _subscription_id(arn), status=DELETED, state=state
+        )
+        return self.find_subscription(arn)
 
     def subscriptions(self, topic_arn: str | None = None) -> list[Subscription]:
+        """The live (pending or confirmed) subscriptions, of one topic or of all."""
+        return [s for s in self._rows(topic_arn) if not s.deleted]
+
+    def _rows(self, topic_arn: str | None) -> list[Subscription]:
         found = [_subscription(r) for r in self.repository.all(SNS_SUBSCRIPTION.key)]
         return [s for s in found if topic_arn is None or s.topic_arn == topic_arn]
+
+    def _restorable(self, topic_arn: str | None) -> list[Subscription]:
+        oldest = time.time() - RESTORABLE_SECONDS
+        return [s for s in self._rows(topic_arn) if s.deleted and s.deleted_at > oldest]
+
+    def _purge_expired(self) -> None:
+        oldest = time.time() - RESTORABLE_SECONDS
+        for subscription in self._rows(None):
+            if subscription.deleted and subscription.deleted_at <= oldest:
+                self.repository.delete(SNS_SUBSCRIPTION.key, _subscription_id(subscription.arn))
+
+    def _twin(self, subscription: Subscription) -> Subscription | None:
+        """A live subscription of the same endpoint, made after this one was unsubscribed."""
+        for other in self.subscriptions(subscription.topic_arn):
+            if (other.protocol, other.endpoint) == (subscription.protocol, subscription.endpoint):
+                return other
+        return None
 
     def list_subscriptions(
         self, topic_arn: str | None, next_token: str | None
@@ -285,7 +337,8 @@ class Topics:
         name, value = attrs.subscription_attribute(name, value, member="AttributeName")
         resource = self.repository.get_by_arn(arn)
         assert resource is not None
-        spec = {**resource.spec, "Attributes": {**s.attributes, name: value}}
+        merged = attrs.merged_subscription_attributes(s.attributes, {name: value})
+        spec = {**resource.spec, "Attributes": merged}
         self.repository.update(SNS_SUBSCRIPTION.key, _subscription_id(arn), spec=spec)
 
 
