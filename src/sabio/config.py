@@ -46,7 +46,8 @@ class Settings(BaseSettings):
     autoscaling_scale_in_datapoints: int = Field(default=15, ge=1)
     # Asynchronous inference: the inline Body cap (InvokeEndpointAsync's own limit), how long a
     # claimed request stays leased to this server without a heartbeat (after a crash it returns
-    # to the queue when the lease runs out), and how often the queue is polled when idle.
+    # to the queue when the lease runs out), and how often the queue is polled while an
+    # asynchronous endpoint exists (with none, it is not polled at all).
     async_max_inline_bytes: int = Field(default=128_000, ge=0)
     async_lease_seconds: float = Field(default=30.0, gt=0)
     async_poll_interval_seconds: float = Field(default=0.5, gt=0)

@@ -20,7 +20,7 @@ from sabio.artifacts import registry
 from sabio.artifacts.registry import ArtifactRegistry
 from sabio.artifacts.upload_sweep import UploadSweeper
 from sabio.asyncinference.backlog import BacklogMetrics
-from sabio.asyncinference.dispatcher import Dispatcher
+from sabio.asyncinference.dispatcher import Dispatcher, PollCounter
 from sabio.asyncinference.endpoints import AsyncEndpoints
 from sabio.asyncinference.service import AsyncInferenceService
 from sabio.asyncinference.sql_queue import SqlInvocationQueue
@@ -209,6 +209,8 @@ def build_platform(settings: Settings, environ: Mapping[str, str]) -> Platform:
         interval=settings.async_poll_interval_seconds,
         backlog=backlog,
     )
+    controller.listeners.append(dispatcher.endpoints_changed)
+    router.metrics.counters.append(PollCounter(dispatcher))
     asynchronous = AsyncInferenceService(
         queue, async_endpoints, artifacts, settings.account_id, dispatcher.notify
     )

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import re
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from asyncinference.async_helpers import (
     put_input,
     wait_for_object,
 )
+from asyncinference.sns_helpers import confirmed, notifications
 from autoscaling.scaling_helpers import FAST as FAST_SCALING
 from notifications.conftest import FAST_RETRIES, Listener
 from support.deploy import unique
@@ -196,21 +196,6 @@ def test_the_autoscaler_takes_an_async_endpoint_to_zero_and_back(
     sm.delete_endpoint(EndpointName=endpoint)
 
 
-def confirmed(sns: Any, listener: Listener, name: str) -> str:
-    """A topic with the listener subscribed over HTTP, confirmed through its SubscribeURL."""
-    topic = sns.create_topic(Name=name)["TopicArn"]
-    sns.subscribe(TopicArn=topic, Protocol="http", Endpoint=f"{listener.url}/{name}")
-
-    def confirmation(got: list[Any]) -> bool:
-        return any(r.json().get("TopicArn") == topic for r in got)
-
-    [request] = [r for r in listener.wait_for(confirmation) if r.json()["TopicArn"] == topic]
-    assert request.headers["x-amz-sns-message-type"] == "SubscriptionConfirmation"
-    with urllib.request.urlopen(request.json()["SubscribeURL"], timeout=5) as response:
-        assert response.status == 200
-    return str(topic)
-
-
 def test_results_and_failures_reach_an_http_subscriber(
     clients: tuple[Any, Any, Any], async_server: SabioServer, listener: Listener, tmp_path: Path
 ) -> None:
@@ -280,17 +265,3 @@ def test_results_and_failures_reach_an_http_subscriber(
         "eventName": "InferenceResult",
     }
     sm.delete_endpoint(EndpointName=endpoint)
-
-
-def notifications(received: list[Any]) -> list[dict[str, Any]]:
-    """The SNS Notification documents delivered, each checked against its headers."""
-    found = []
-    for request in received:
-        if request.headers["x-amz-sns-message-type"] != "Notification":
-            continue
-        document = request.json()
-        assert document["Type"] == "Notification"
-        assert request.headers["x-amz-sns-topic-arn"] == document["TopicArn"]
-        assert request.headers["x-amz-sns-message-id"] == document["MessageId"]
-        found.append(document)
-    return found

@@ -93,6 +93,21 @@ def test_expired_requests_are_handed_out_once_for_answering(queue: SqlInvocation
     assert [r.id for r in queue.claim("ep", 10, 30, later)] == [fresh.id]
 
 
+def test_requests_of_deleted_endpoints_are_handed_out_once_for_failing(
+    queue: SqlInvocationQueue,
+) -> None:
+    kept, orphan = request("Kept"), request("gone")
+    queue.enqueue(kept)
+    queue.enqueue(orphan)
+    (held,) = queue.abandoned(["KEPT"], 10, 30, T0)
+    assert held.id == orphan.id and held.attempts == 1
+    assert queue.abandoned(["kept"], 10, 30, T0 + 1) == []  # leased
+    again = queue.abandoned([], 10, 30, T0 + 31)
+    assert [r.id for r in again] == [kept.id, orphan.id]  # the lease ran out
+    assert queue.complete(again[1]) and queue.complete(again[0])
+    assert queue.abandoned([], 10, 30, T0 + 100) == []
+
+
 def test_concurrent_claimers_never_share_a_request(queue: SqlInvocationQueue) -> None:
     ids = set()
     for index in range(120):

@@ -58,6 +58,10 @@ class Runtime:
                         await self.invoke(name, scope, receive, send)
                         return
                     if operation == "invocations-response-stream" and name:
+                        if self.asynchronous is not None and self.asynchronous.is_async(name):
+                            refused = self.asynchronous.realtime_refused(name)
+                            await send_error(send, refused, request_id())
+                            return
                         await invoke_stream(
                             self.router, self.max_bytes, self.too_large, name, scope, receive, send
                         )

@@ -5,7 +5,11 @@ Per endpoint it keeps at most `MaxConcurrentInvocationsPerInstance` requests in 
 every healthy instance; an endpoint with no instances (scaled to zero) keeps its requests
 waiting. Claims are leases, renewed while the dispatcher lives: after a crash they run out and
 the requests are claimed again, and the answer object (marked with the request's id) is never
-written twice.
+written twice. Requests of an endpoint that is deleted are failed the same way, once each.
+
+With no asynchronous endpoint the dispatcher does not poll at all: the endpoint controller
+tells it (`endpoints_changed`) when an endpoint's route or record changes, and a new request
+wakes it.
 """
 
 from __future__ import annotations
@@ -16,16 +20,17 @@ import io
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from sabio.artifacts.registry import ArtifactRegistry
 from sabio.artifacts.store import ObjectMetadata
 from sabio.asyncinference.backlog import BacklogMetrics
 from sabio.asyncinference.endpoints import SERVING, AsyncEndpoint, AsyncEndpoints
+from sabio.asyncinference.idle_loop import IdleLoop
 from sabio.asyncinference.messages import ERROR_TOPIC, SUCCESS_TOPIC, notification
 from sabio.asyncinference.queue import AsyncRequest, InvocationQueue
 from sabio.errors import ModelError, ModelNotReadyError, SabioError
 from sabio.notifications.publisher import Publisher
-from sabio.reconcile import ReconcileLoop
 from sabio.serving.router import Router
 
 log = logging.getLogger("sabio.asyncinference")
@@ -37,7 +42,7 @@ _EXPIRE_BATCH = 100
 _MAX_ATTEMPTS = 5  # deliveries of a request whose answer cannot be written (say, no bucket)
 
 
-class Dispatcher(ReconcileLoop):
+class Dispatcher(IdleLoop):
     def __init__(
         self,
         queue: InvocationQueue,
@@ -63,7 +68,11 @@ class Dispatcher(ReconcileLoop):
         self._in_flight: dict[str, set[asyncio.Task[None]]] = {}
         self._held: dict[str, AsyncRequest] = {}
         self._refreshed = 0.0
+        self._stale = False
+        self._more = False  # a sweep of expired or abandoned requests filled its batch
         self._heartbeat: asyncio.Task[None] | None = None
+        self.polls = 0
+        """Passes that read the queue or the endpoint records (`/metrics`)."""
 
     async def start(self) -> None:
         await super().start()
@@ -89,27 +98,55 @@ class Dispatcher(ReconcileLoop):
     def in_flight(self, endpoint: str) -> int:
         return len(self._in_flight.get(endpoint.lower(), ()))
 
+    def endpoints_changed(self) -> None:
+        """An endpoint's route or record changed (it serves, was updated, failed or is gone):
+        read the endpoints again now. Safe to call from any thread."""
+        self._stale = True
+        self.notify()
+
     # The loop
+
+    def watching(self) -> bool:
+        return (
+            bool(self.endpoints.cached())
+            or self._more
+            or any(group for group in self._in_flight.values())
+        )
 
     async def reconcile(self) -> None:
         now = time.time()
-        if now - self._refreshed >= _REFRESH_SECONDS:
-            await asyncio.to_thread(self.endpoints.refresh)
-            self._refreshed = now
-            expired = await asyncio.to_thread(self.queue.expired, now, _EXPIRE_BATCH)
-            for request in expired:
-                self._spawn(request, self._expire)
-            await self._sample_backlog()
+        if self._stale or now - self._refreshed >= _REFRESH_SECONDS:
+            self._stale = False
+            await self._sweep(now)
         known = self.endpoints.cached()
         for key, endpoint in known.items():
             free = self.capacity(endpoint) - self.in_flight(key)
             if free <= 0:
                 continue
+            self.polls += 1
             claimed = await asyncio.to_thread(
                 self.queue.claim, key, free, self.lease_seconds, time.time()
             )
             for request in claimed:
                 self._spawn(request, self._answer)
+
+    async def _sweep(self, now: float) -> None:
+        """Read the endpoints again; fail requests that expired or whose endpoint is gone."""
+        self.polls += 1
+        known = await asyncio.to_thread(self.endpoints.refresh)
+        self._refreshed = now
+        # SageMaker publishes no Invocations for asynchronous endpoints (see metrics docs).
+        self.router.metrics.mark_asynchronous(known)
+        expired = await asyncio.to_thread(self.queue.expired, now, _EXPIRE_BATCH)
+        for request in expired:
+            self._spawn(request, self._expire)
+        abandoned = await asyncio.to_thread(
+            self.queue.abandoned, self.endpoints.present(), _EXPIRE_BATCH, self.lease_seconds, now
+        )
+        for request in abandoned:
+            self._spawn(request, self._abandon)
+        self._more = _EXPIRE_BATCH in (len(expired), len(abandoned))
+        await self._sample_backlog()
 
     async def _sample_backlog(self) -> None:
         if self.backlog is None:
@@ -219,6 +256,13 @@ class Dispatcher(ReconcileLoop):
         )
         await self._fail(request, reason, reason.encode())
 
+    async def _abandon(self, request: AsyncRequest) -> None:
+        reason = (
+            f"ClientError: Request {request.inference_id} was not processed: endpoint "
+            f"{request.request['EndpointName']} was deleted before the request was answered."
+        )
+        await self._fail(request, reason, reason.encode())
+
     async def _fail(self, request: AsyncRequest, reason: str, payload: bytes) -> None:
         location = request.request["ErrorObject"]
         await asyncio.to_thread(self._write_once, location, payload, "text/plain", request)
@@ -233,7 +277,13 @@ class Dispatcher(ReconcileLoop):
         reason: str | None,
         payload: bytes,
     ) -> None:
-        config = (self.endpoints.cached().get(request.endpoint) or _NO_ENDPOINT).notifications
+        endpoint = self.endpoints.cached().get(request.endpoint)
+        # A deleted endpoint's topics travel with its requests.
+        config: dict[str, Any] = (
+            endpoint.notifications
+            if endpoint is not None
+            else request.request.get("NotificationConfig") or {}
+        )
         topic = config.get("SuccessTopic" if succeeded else "ErrorTopic")
         if not topic or self.publisher is None:
             return
@@ -291,7 +341,18 @@ class Dispatcher(ReconcileLoop):
         store.write(uri, io.BytesIO(payload), metadata)
 
 
-_NO_ENDPOINT = AsyncEndpoint("", "", {})
+class PollCounter:
+    """The dispatcher's `polls` as a `/metrics` counter: it stays flat while the server has no
+    asynchronous endpoint."""
+
+    name = "sabio_async_queue_polls_total"
+    help = "Passes of the asynchronous inference dispatcher that read its queue or endpoints."
+
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        self.dispatcher = dispatcher
+
+    def value(self) -> int:
+        return self.dispatcher.polls
 
 
 def _failure_reason(error: SabioError) -> str:

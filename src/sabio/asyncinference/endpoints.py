@@ -13,6 +13,7 @@ from sabio.store.repository import Repository
 # SageMaker "chooses an optimal value" when MaxConcurrentInvocationsPerInstance is not given.
 DEFAULT_CONCURRENCY = 4
 SERVING = ("InService", "Updating")
+DELETING = "Deleting"
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,11 @@ class AsyncEndpoints:
 
     def cached(self) -> dict[str, AsyncEndpoint]:
         return self._known
+
+    def present(self) -> list[str]:
+        """The cached endpoints that are not being deleted: queued requests of any other
+        endpoint are failed."""
+        return [key for key, entry in self._known.items() if entry.status != DELETING]
 
 
 def _entry(resource: Resource) -> AsyncEndpoint | None:

@@ -74,6 +74,13 @@ class InvocationQueue(Protocol):
         """The backlog of each named endpoint (endpoints with none are left out)."""
         ...
 
+    def abandoned(
+        self, keep: Sequence[str], limit: int, lease_seconds: float, now: float
+    ) -> list[AsyncRequest]:
+        """Waiting requests of endpoints not named in `keep` (deleted ones), claimed like
+        `claim` so that each is failed once, even across a crash."""
+        ...
+
     def purge(self, endpoint: str) -> int:
         """Drop every request of a deleted endpoint; returns how many."""
         ...

@@ -126,6 +126,9 @@ class AsyncInferenceService:
                 or _location(output_config["S3OutputPath"], extension, f"{inference_id}-error.out")
             ),
             "RequestTTLSeconds": ttl or DEFAULT_TTL_SECONDS,
+            # Kept with the request: its error notification still goes out if the endpoint
+            # is deleted before it is answered.
+            "NotificationConfig": endpoint.notifications or None,
         }
         self.queue.enqueue(
             AsyncRequest(

@@ -53,6 +53,14 @@ class SqlInvocationQueue:
     def expired(self, now: float, limit: int) -> list[AsyncRequest]:
         return self._lease(and_(_available(now), Row.expires_at < now), limit, 60.0, now)
 
+    def abandoned(
+        self, keep: Sequence[str], limit: int, lease_seconds: float, now: float
+    ) -> list[AsyncRequest]:
+        kept = [name.lower() for name in keep]
+        return self._lease(
+            and_(_available(now), Row.endpoint.not_in(kept)), limit, lease_seconds, now
+        )
+
     def _lease(
         self, condition: ColumnElement[bool], limit: int, lease_seconds: float, now: float
     ) -> list[AsyncRequest]:

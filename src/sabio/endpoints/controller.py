@@ -68,6 +68,9 @@ class EndpointController(ReconcileLoop):
         self._plans: dict[str, dict[str, VariantPlan]] = {}
         self._restarts: dict[tuple[str, str, int], int] = {}
         self._retry_at: dict[tuple[str, str, int], float] = {}
+        self.listeners: list[Callable[[], None]] = []
+        """Called when an endpoint's route or record changes (it serves, was updated, failed
+        or is gone), so that others (the async dispatcher) need not poll for it."""
 
     # Lifecycle
 
@@ -203,6 +206,11 @@ class EndpointController(ReconcileLoop):
         route, variants = build_route(name, plans, running, config or {}, group)
         self.router.set_route(route)
         self.serverless.bind(name, variants)
+        self._changed()
+
+    def _changed(self) -> None:
+        for listener in self.listeners:
+            listener()
 
     async def _fail(self, endpoint: Resource, reason: str) -> None:
         log.warning("endpoint %s failed: %s", endpoint.name, reason)
@@ -220,6 +228,7 @@ class EndpointController(ReconcileLoop):
             route.status = FAILED
             route.variants = []
             route.shadows = []
+        self._changed()
 
     async def _supervise(self, endpoint: Resource) -> None:
         """Replace workers that died, and keep retrying slots whose replacement failed, with a
@@ -393,6 +402,7 @@ class EndpointController(ReconcileLoop):
         route = self.router.route(name)
         if route is not None:
             route.status = IN_SERVICE
+        self._changed()
 
     async def _drain_and_stop(self, instance: RunningInstance, timeout: float = 60.0) -> None:
         """Stop an instance once the requests it is serving have finished."""
@@ -413,6 +423,7 @@ class EndpointController(ReconcileLoop):
         await asyncio.to_thread(self.repository.delete, ENDPOINT.key, endpoint.name)
         await self.router.remove_route(endpoint.name)
         log.info("endpoint %s deleted", endpoint.name)
+        self._changed()
 
     async def _stop_all(self, key: str) -> None:
         instances = self._running.pop(key, [])

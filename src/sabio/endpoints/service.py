@@ -97,6 +97,7 @@ class EndpointService:
         resource = self.catalog.require(ENDPOINT, name)
         _require_in_service(resource)
         pending = self._snapshot(request["EndpointConfigName"])
+        _require_same_kind(resource, pending["Config"])
         if request.get("RetainAllVariantProperties"):
             excluded = {
                 p["VariantPropertyType"]
@@ -147,6 +148,19 @@ class EndpointService:
                 raise ValidationError(f'Could not find endpoint "{resource.arn}".')
         self.notify()
         return {}
+
+
+def _require_same_kind(resource: Resource, config: dict[str, Any]) -> None:
+    """SageMaker keeps an endpoint asynchronous or real-time for life: UpdateEndpoint can
+    change an AsyncInferenceConfig but neither add nor remove one."""
+    was = bool(resource.spec["Config"].get("AsyncInferenceConfig"))
+    if was == bool(config.get("AsyncInferenceConfig")):
+        return
+    change = "removed from" if was else "added to"
+    raise ValidationError(
+        f"The AsyncInferenceConfig parameter cannot be {change} this endpoint "
+        f"{resource.name}. To change the endpoint type, create a new endpoint."
+    )
 
 
 def _require_in_service(resource: Resource) -> None:

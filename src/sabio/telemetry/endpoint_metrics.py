@@ -55,6 +55,8 @@ UNITS: dict[str, str] = {
     MODEL_SETUP_TIME: "Microseconds",
 }
 """Every metric published per (EndpointName, VariantName), with the unit SageMaker gives it."""
+NOT_ASYNCHRONOUS = frozenset({INVOCATIONS, PER_INSTANCE, OVERHEAD_LATENCY})
+"""Not published for endpoints with an AsyncInferenceConfig, as SageMaker documents."""
 
 PERIOD_SECONDS = 60
 RETENTION_SECONDS = 3 * 3600
@@ -159,6 +161,7 @@ class VariantMetrics:
         "_key",
         "_offset_ns",
         "_period_ns",
+        "asynchronous",
         "endpoint",
         "errors_4xx",
         "errors_5xx",
@@ -204,6 +207,8 @@ class VariantMetrics:
         self.overhead_hist = [0] * (len(_BOUNDS_NS) + 1)
         self.source: RoutedVariant | None = None
         """The routed variant while the endpoint serves it, for the instance gauge."""
+        self.asynchronous = False
+        """The endpoint does asynchronous inference: `NOT_ASYNCHRONOUS` are not published."""
         self._reset()
 
     def _reset(self) -> None:
@@ -324,7 +329,12 @@ class VariantMetrics:
     def metric_names(self) -> list[str]:
         """The metrics this variant publishes: `ModelSetupTime` only once it had a cold start
         (serverless variants)."""
-        return [m for m in UNITS if m != MODEL_SETUP_TIME or self.setups]
+        return [
+            m
+            for m in UNITS
+            if (m != MODEL_SETUP_TIME or self.setups)
+            and not (self.asynchronous and m in NOT_ASYNCHRONOUS)
+        ]
 
     def setup_statistics(self, since: float) -> list[tuple[float, Statistics]]:
         """Each cold start at or after `since` (epoch seconds) as a one-sample statistic."""
@@ -354,6 +364,15 @@ class EndpointSeries(Protocol):
     ) -> list[Datapoint]: ...
 
 
+class ServerCounter(Protocol):
+    """A counter of the whole server that `/metrics` shows beside the endpoint metrics."""
+
+    name: str
+    help: str
+
+    def value(self) -> int: ...
+
+
 class EndpointMetrics:
     """Every variant's recorder, found by endpoint and variant name."""
 
@@ -369,7 +388,10 @@ class EndpointMetrics:
         self.retention = retention_seconds
         self.clock = clock
         self._recorders: dict[tuple[str, str], VariantMetrics] = {}
+        self._asynchronous: frozenset[str] = frozenset()
         self.endpoint_series: list[EndpointSeries] = []
+        self.counters: list[ServerCounter] = []
+        """Server-wide counters for `/metrics` (such as the async dispatcher's polls)."""
 
     # What the router calls when routes change (rarely).
 
@@ -386,6 +408,7 @@ class EndpointMetrics:
                 self._recorders[key] = recorder
             recorder.endpoint = endpoint
             recorder.source = variant
+            recorder.asynchronous = key[0] in self._asynchronous
             variant.metrics = recorder
             served.add(key)
         self.detach(endpoint, keep=served)
@@ -397,6 +420,15 @@ class EndpointMetrics:
         for key, recorder in self._recorders.items():
             if key[0] == name and key not in keep:
                 recorder.source = None
+
+    def mark_asynchronous(self, endpoints: Collection[str]) -> None:
+        """These endpoints (and no others) do asynchronous inference now. A recorder once
+        marked stays marked, so a deleted asynchronous endpoint's figures stay unpublished
+        while they age out."""
+        self._asynchronous = frozenset(name.lower() for name in endpoints)
+        for (name, _), recorder in self._recorders.items():
+            if name in self._asynchronous:
+                recorder.asynchronous = True
 
     # What the readers (CloudWatch API, Prometheus) call.
 
@@ -434,6 +466,8 @@ class EndpointMetrics:
         holds its start. Periods without invocations have no datapoint."""
         recorder = self.find(endpoint, variant)
         if recorder is None or metric not in UNITS:
+            return []
+        if recorder.asynchronous and metric in NOT_ASYNCHRONOUS:
             return []
         merged: dict[int, Statistics] = {}
         since = max(start, self._horizon())

@@ -74,6 +74,9 @@ def render(metrics: EndpointMetrics) -> str:
         starts, micros = recorder.setup_totals
         lines.append(f"sabio_model_setup_seconds_sum{{{labels}}} {micros / 1e6!r}")
         lines.append(f"sabio_model_setup_seconds_count{{{labels}}} {starts}")
+    for counter in metrics.counters:
+        _family(lines, counter.name, "counter", counter.help)
+        lines.append(f"{counter.name} {counter.value()}")
     lines.append("")
     return "\n".join(lines)
 
