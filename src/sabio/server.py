@@ -44,6 +44,7 @@ from sabio.notifications.publishing import Notifications
 from sabio.processing.controller import ProcessingController
 from sabio.processing.runner import ProcessingRunner
 from sabio.processing.service import ProcessingService
+from sabio.reconcile import StoreReads
 from sabio.resources import Catalog
 from sabio.serving.capture import CaptureWriter
 from sabio.serving.model_data import ModelDataCache
@@ -226,6 +227,9 @@ def build_platform(settings: Settings, environ: Mapping[str, str]) -> Platform:
         period=settings.autoscaling_metric_period_seconds,
         scale_out_datapoints=settings.autoscaling_scale_out_datapoints,
         scale_in_datapoints=settings.autoscaling_scale_in_datapoints,
+    )
+    router.metrics.counters.append(
+        StoreReads([controller, training, processing, transform, scaler])
     )
     operations: dict[str, Any] = {}
     for service in (

@@ -64,12 +64,18 @@ class Scaler(ReconcileLoop):
         self._streaks: dict[str, Streak] = {}
         self._alarms: dict[str, AlarmState] = {}
         self._step_last: dict[str, float] = {}
+        self._idle = False
 
     async def stop(self) -> None:
         await self.stop_loop()
 
     async def reconcile(self) -> None:
+        # With no scalable target and no alarm there is nothing to evaluate until one is
+        # registered or put, which notifies.
+        if self._idle and not self.must_read():
+            return
         views, alarms = await asyncio.to_thread(self._load)
+        self._idle = not views and not alarms
         now = time.monotonic()
         transitions = self._watch_alarms(alarms, now)
         for view in views:

@@ -64,6 +64,7 @@ class EndpointController(ReconcileLoop):
         self.arns = arns
         super().__init__(interval)
         self._busy: dict[str, asyncio.Task[None]] = {}
+        self._endpoints: list[Resource] | None = None
         self._running: dict[str, list[RunningInstance]] = {}
         self._plans: dict[str, dict[str, VariantPlan]] = {}
         self._restarts: dict[tuple[str, str, int], int] = {}
@@ -96,7 +97,11 @@ class EndpointController(ReconcileLoop):
     # Reconciliation
 
     async def reconcile(self) -> None:
-        endpoints = await asyncio.to_thread(self.repository.all, ENDPOINT.key)
+        # Records change through the API (which notifies) or through this controller's own
+        # actions (which notify when they end); in between, passes supervise from memory.
+        if self.must_read() or self._endpoints is None:
+            self._endpoints = await asyncio.to_thread(self.repository.all, ENDPOINT.key)
+        endpoints = self._endpoints
         present = {e.name.lower() for e in endpoints}
         for endpoint in endpoints:
             key = endpoint.name.lower()
@@ -106,7 +111,10 @@ class EndpointController(ReconcileLoop):
                 continue
             action = self._next_action(endpoint, key)
             if action is not None:
-                self._busy[key] = asyncio.create_task(action(endpoint), name=f"endpoint-{key}")
+                task = asyncio.create_task(action(endpoint), name=f"endpoint-{key}")
+                if action != self._supervise:
+                    self.notify_when_done(task)
+                self._busy[key] = task
         active = {k for k, t in self._busy.items() if not t.done()}
         gone = (set(self._running) | set(self.router.names())) - present - active
         for key in gone:

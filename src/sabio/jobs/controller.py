@@ -64,6 +64,10 @@ class JobController(ReconcileLoop):
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
 
     async def reconcile(self) -> None:
+        # Jobs run in their own tasks; a pass only starts new jobs and passes on stop
+        # requests, both of which arrive with a notify.
+        if not self.must_read():
+            return
         jobs = await asyncio.to_thread(self.repository.all, self.kind.key, (IN_PROGRESS, STOPPING))
         for job in jobs:
             key = job.name.lower()
@@ -84,8 +88,8 @@ class JobController(ReconcileLoop):
                     continue
                 await self.on_resume(job)
             self._stops[key] = asyncio.Event()
-            self._tasks[key] = asyncio.create_task(
-                self._guarded(job), name=f"{self.kind.key}-{key}"
+            self._tasks[key] = self.notify_when_done(
+                asyncio.create_task(self._guarded(job), name=f"{self.kind.key}-{key}")
             )
 
     async def _guarded(self, job: Resource) -> None:
