@@ -71,14 +71,23 @@ class ReconcileLoop(abc.ABC):
                 await self._main
             self._main = None
 
+    def watching(self) -> bool:
+        """Whether to pass again after `interval` when nothing wakes the loop. A loop with
+        nothing to watch (the asynchronous dispatcher with no asynchronous endpoint) answers
+        False and sleeps until `notify`; a failed pass is always retried after `interval`."""
+        return True
+
     async def _loop_forever(self) -> None:
         while True:
+            failed = False
             try:
                 await self.reconcile()
             except Exception:
                 log.exception("%s: reconciliation failed; retrying", type(self).__name__)
+                failed = True
+            timeout = self.interval if failed or self.watching() else None
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval)
+                await asyncio.wait_for(self._wake.wait(), timeout)
             self._wake.clear()
 
 

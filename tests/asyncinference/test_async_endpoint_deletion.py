@@ -6,10 +6,8 @@ notification sent once, even when the server is killed and restarted in between)
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +19,7 @@ from asyncinference.async_helpers import FAST, deploy_async, echo_model, wait_fo
 from asyncinference.sns_helpers import confirmed, notifications
 from notifications.conftest import FAST_RETRIES, Listener
 from support.deploy import deploy, unique
-from support.server import SabioServer, running_server
+from support.server import SabioServer, metric_value, running_server
 
 SETTLE = 1.0  # longer than the delivery retries wait (FAST_RETRIES)
 QUIET = 2.0  # more than ten poll intervals (FAST) and two endpoint refreshes
@@ -48,11 +46,7 @@ def listener() -> Iterator[Listener]:
 
 def polls(server: SabioServer) -> int:
     """The dispatcher's passes over the queue, as `/metrics` shows them."""
-    with urllib.request.urlopen(f"{server.url}/metrics", timeout=5) as response:
-        text = response.read().decode()
-    found = re.search(r"^sabio_async_queue_polls_total (\d+)$", text, re.MULTILINE)
-    assert found, text
-    return int(found.group(1))
+    return metric_value(server, "sabio_async_queue_polls_total")
 
 
 def quiet(server: SabioServer) -> bool:

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +18,7 @@ import boto3
 import pytest
 
 from support.deploy import deploy, store_code_model
-from support.server import SabioServer
+from support.server import SabioServer, metric_value, running_server
 
 QUIET = 1.5
 
@@ -38,26 +36,13 @@ def transform_fn(model, body, content_type, accept):
 @pytest.fixture(scope="module")
 def busy_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SabioServer]:
     """A server whose controllers would pass ten times a second if they polled the store."""
-    server = SabioServer(
-        tmp_path_factory.mktemp("idle"),
-        env={
-            "SABIO_RECONCILE_INTERVAL_SECONDS": "0.1",
-            "SABIO_AUTOSCALING_INTERVAL_SECONDS": "0.1",
-        },
-    )
-    server.start()
-    try:
+    env = {"SABIO_RECONCILE_INTERVAL_SECONDS": "0.1", "SABIO_AUTOSCALING_INTERVAL_SECONDS": "0.1"}
+    with running_server(tmp_path_factory.mktemp("idle"), env) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def store_reads(server: SabioServer) -> int:
-    with urllib.request.urlopen(f"{server.url}/metrics", timeout=5) as response:
-        text = response.read().decode()
-    found = re.search(r"^sabio_controller_store_reads_total (\d+)$", text, re.MULTILINE)
-    assert found, text
-    return int(found.group(1))
+    return metric_value(server, "sabio_controller_store_reads_total")
 
 
 def worker_pid(runtime: Any, name: str) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -90,3 +91,12 @@ def running_server(home: Path, env: dict[str, str] | None = None) -> Iterator[Sa
         yield running
     finally:
         running.stop()
+
+
+def metric_value(server: SabioServer, name: str) -> int:
+    """An unlabelled counter from the server's `/metrics`."""
+    with urllib.request.urlopen(f"{server.url}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    found = re.search(rf"^{re.escape(name)} (\d+)$", text, re.MULTILINE)
+    assert found, f"{name} is not in /metrics:\n{text}"
+    return int(found.group(1))

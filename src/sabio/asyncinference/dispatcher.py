@@ -26,11 +26,11 @@ from sabio.artifacts.registry import ArtifactRegistry
 from sabio.artifacts.store import ObjectMetadata
 from sabio.asyncinference.backlog import BacklogMetrics
 from sabio.asyncinference.endpoints import SERVING, AsyncEndpoint, AsyncEndpoints
-from sabio.asyncinference.idle_loop import IdleLoop
 from sabio.asyncinference.messages import ERROR_TOPIC, SUCCESS_TOPIC, notification
 from sabio.asyncinference.queue import AsyncRequest, InvocationQueue
 from sabio.errors import ModelError, ModelNotReadyError, SabioError
 from sabio.notifications.publisher import Publisher
+from sabio.reconcile import ReconcileLoop
 from sabio.serving.router import Router
 
 log = logging.getLogger("sabio.asyncinference")
@@ -42,7 +42,7 @@ _EXPIRE_BATCH = 100
 _MAX_ATTEMPTS = 5  # deliveries of a request whose answer cannot be written (say, no bucket)
 
 
-class Dispatcher(IdleLoop):
+class Dispatcher(ReconcileLoop):
     def __init__(
         self,
         queue: InvocationQueue,

@@ -11,23 +11,17 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from support.server import SabioServer
+from support.server import SabioServer, running_server
 
 
 @pytest.fixture(scope="module")
 def sweeping(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SabioServer]:
-    server = SabioServer(
-        tmp_path_factory.mktemp("sweep-home"),
-        env={
-            "SABIO_S3_MULTIPART_MAX_AGE_SECONDS": "1.5",
-            "SABIO_S3_MULTIPART_SWEEP_INTERVAL_SECONDS": "0.2",
-        },
-    )
-    server.start()
-    try:
+    env = {
+        "SABIO_S3_MULTIPART_MAX_AGE_SECONDS": "1.5",
+        "SABIO_S3_MULTIPART_SWEEP_INTERVAL_SECONDS": "0.2",
+    }
+    with running_server(tmp_path_factory.mktemp("sweep-home"), env) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def test_an_abandoned_upload_is_aborted_and_its_parts_freed(sweeping: SabioServer) -> None:
