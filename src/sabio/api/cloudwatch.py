@@ -34,6 +34,7 @@ from starlette.responses import Response
 
 from sabio import service_model
 from sabio.api.errors import request_id
+from sabio.api.json_body import parse_json
 from sabio.api.shapes import shape_output, validate_input
 from sabio.asgi_body import content_length, read_capped
 from sabio.errors import SabioError, SerializationError, ValidationError
@@ -132,10 +133,7 @@ class _Wire:
     headers: Mapping[str, str] = {}
 
     def decode(self, body: bytes) -> object:
-        try:
-            return json.loads(body or b"{}")
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise SerializationError(f"The request body is not valid JSON: {exc}") from None
+        return parse_json(body)
 
     def encode(self, shape: Shape | None, data: dict[str, Any]) -> bytes:
         return json.dumps(data, separators=(",", ":")).encode()

@@ -17,6 +17,7 @@ from starlette.responses import Response
 
 from sabio import service_model
 from sabio.api.errors import JSON_11, json11_error, request_id
+from sabio.api.json_body import parse_json
 from sabio.api.shapes import shape_output, validate_input
 from sabio.asgi_body import content_length, read_capped
 from sabio.errors import (
@@ -79,16 +80,15 @@ class Json11Service:
         )
         declared = content_length(request.headers.get("content-length"))
         body = await read_capped(request.receive, declared, self.max_request_bytes, too_large)
-        try:
-            params = json.loads(body or b"{}")
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise SerializationError(f"The request body is not valid JSON: {exc}") from None
+        params = parse_json(body)
         try:
             validated = validate_input(model, params)
         except ValidationError as error:
             if self.validation_error is None:
                 raise
             raise self.validation_error(error) from None
+        except RecursionError:
+            raise SerializationError("The request body is nested too deeply.") from None
         result = await run_in_threadpool(handler, validated)
         payload = json.dumps(shape_output(model, result), separators=(",", ":"))
         return Response(payload, media_type=JSON_11, headers={"x-amzn-RequestId": rid})

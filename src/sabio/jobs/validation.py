@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 from sabio import instance_types
 from sabio.environments import images
 from sabio.errors import ResourceLimitExceededError, ValidationError
@@ -33,3 +35,12 @@ def check_resources(
             f"{max_instances} per job (SABIO_MAX_JOB_INSTANCES)."
         )
     return spec
+
+
+def check_process_text(values: Mapping[str, str] | Sequence[str] | None, where: str) -> None:
+    """Arguments and environment variables reach `exec`, which cannot pass a NUL character;
+    the model's patterns allow one, so without this check the job would fail inside Sabio."""
+    items = list(values.items()) if isinstance(values, Mapping) else [("", v) for v in values or ()]
+    for key, value in items:
+        if "\0" in key or "\0" in value:
+            raise ValidationError(f"{where} must not contain a NUL character.")

@@ -7,6 +7,7 @@ from typing import Any
 from sabio.artifacts import uri as object_uri
 from sabio.environments import images
 from sabio.errors import ValidationError
+from sabio.jobs.validation import check_process_text
 from sabio.listing import list_page
 from sabio.resources import MODEL, Catalog
 from sabio.store.entities import Resource
@@ -35,6 +36,7 @@ def _check_container(container: dict[str, Any], where: str) -> None:
     if not image:
         raise ValidationError(f"{where}.Image is required.")
     images.resolve(image)
+    check_process_text(container.get("Environment"), f"{where}.Environment")
     if container.get("Mode", "SingleModel") != "SingleModel":
         raise ValidationError(f"{where}.Mode: only SingleModel is supported yet.")
     data_url = container.get("ModelDataUrl")

@@ -7,7 +7,7 @@ from typing import Any
 from sabio.artifacts.uri import require_s3
 from sabio.errors import ValidationError
 from sabio.jobs.service import JobService
-from sabio.jobs.validation import check_resources
+from sabio.jobs.validation import check_process_text, check_resources
 from sabio.listing import list_page
 from sabio.resources import PROCESSING_JOB
 from sabio.store.entities import Resource
@@ -53,15 +53,20 @@ class ProcessingService(JobService):
 
     def _check(self, request: dict[str, Any]) -> None:
         app = request["AppSpecification"]
+        for member in ("ContainerEntrypoint", "ContainerArguments"):
+            check_process_text(app.get(member), f"AppSpecification.{member}")
+        check_process_text(request.get("Environment"), "Environment")
         if not app.get("ContainerEntrypoint"):
             raise ValidationError(
                 f"AppSpecification.ContainerEntrypoint is required: the image {app['ImageUri']} "
                 "runs as a Python environment and has no entry point of its own."
             )
         cluster = request["ProcessingResources"]["ClusterConfig"]
+        if not cluster.get("InstanceCount"):
+            raise ValidationError("ProcessingResources.ClusterConfig.InstanceCount is required.")
         check_resources(
             app["ImageUri"],
-            cluster["InstanceType"],
+            cluster.get("InstanceType"),
             int(cluster["InstanceCount"]),
             max_instances=self.max_instances,
             gpus_available=self.gpus_available,
@@ -85,7 +90,7 @@ class ProcessingService(JobService):
             if output is None:
                 raise ValidationError(f"Output {name}: only S3Output is supported yet.")
             require_s3(output["S3Uri"], f"Output {name} S3Uri")
-            _local_path(output["LocalPath"], f"Output {name} LocalPath")
+            _local_path(output.get("LocalPath", ""), f"Output {name} LocalPath")
 
     def describe_processing_job(self, request: dict[str, Any]) -> dict[str, Any]:
         resource = self.catalog.require(PROCESSING_JOB, request["ProcessingJobName"])

@@ -9,7 +9,7 @@ from typing import Any
 from sabio.artifacts.uri import require_s3
 from sabio.errors import ValidationError
 from sabio.jobs.service import JobService
-from sabio.jobs.validation import check_resources
+from sabio.jobs.validation import check_process_text, check_resources
 from sabio.listing import list_page
 from sabio.resources import TRAINING_JOB
 from sabio.store.entities import Resource
@@ -71,9 +71,13 @@ class TrainingService(JobService):
         return {"TrainingJobArn": resource.arn}
 
     def _check(self, request: dict[str, Any]) -> None:
+        check_process_text(request.get("HyperParameters"), "HyperParameters")
+        check_process_text(request.get("Environment"), "Environment")
         algorithm = request.get("AlgorithmSpecification")
         if not algorithm:
             raise ValidationError("AlgorithmSpecification is required.")
+        for member in ("ContainerEntrypoint", "ContainerArguments"):
+            check_process_text(algorithm.get(member), f"AlgorithmSpecification.{member}")
         if algorithm.get("AlgorithmName") and not algorithm.get("TrainingImage"):
             raise ValidationError(
                 "AlgorithmSpecification.AlgorithmName: algorithm resources are not supported "

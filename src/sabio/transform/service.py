@@ -8,7 +8,7 @@ from typing import Any
 from sabio.artifacts.uri import require_s3
 from sabio.errors import ValidationError, not_found
 from sabio.jobs.service import JobService
-from sabio.jobs.validation import check_resources
+from sabio.jobs.validation import check_process_text, check_resources
 from sabio.listing import list_page
 from sabio.models.service import containers_of
 from sabio.resources import MODEL, TRANSFORM_JOB
@@ -82,6 +82,7 @@ class TransformService(JobService):
                 f"Model {model_name} has {len(containers)} containers (an inference pipeline); "
                 "batch transform supports models with one container for now."
             )
+        check_process_text(request.get("Environment"), "Environment")
         resources = request["TransformResources"]
         check_resources(
             containers[0]["Image"],
