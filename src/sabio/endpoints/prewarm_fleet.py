@@ -30,6 +30,9 @@ from sabio.serving.forked_workers import PrewarmParent
 log = logging.getLogger("sabio.endpoints.prewarm")
 
 _PARENT_START_TIMEOUT = 120.0
+_WAIT_FOR_STARTING_PARENT = 5.0
+"""How long a worker waits for its environment's parent that is starting, before it starts
+afresh: a parent is ready in about a second, a fresh worker takes about as long."""
 _REMEMBERED = 16
 _RECENT_FILE = ".prewarm-recent.json"
 
@@ -98,13 +101,15 @@ class Prewarmer:
 
     def launcher(self, python: Path) -> Launch:
         """How a worker of `python` starts: forked from the environment's parent when it is
-        ready, else afresh."""
+        ready (or about to be), else afresh."""
 
         async def launch(unit: WorkUnit) -> WorkerProcess:
             self._remember(python)
-            parent = self.ready(python)
             # A fork shares the parent's namespaces; a unit that asks for a sandbox starts
             # afresh, inside bubblewrap.
+            parent = self.ready(python)
+            if parent is None and unit.sandbox is None:
+                parent = await self._starting(python)
             if parent is not None and unit.sandbox is None:
                 try:
                     return await parent.launch(unit)
@@ -113,6 +118,18 @@ class Prewarmer:
             return self.backend.start(unit)
 
         return launch
+
+    async def _starting(self, python: Path) -> PrewarmParent | None:
+        """The parent for `python` once ready, if it is starting now (the second endpoint of
+        an environment, created right after the first): a fork then is quicker than a second
+        interpreter importing the same frameworks beside it on the same cores."""
+        task = self._warming.get(python)
+        if task is None or task.done():
+            return None
+        try:
+            return await asyncio.wait_for(asyncio.shield(task), _WAIT_FOR_STARTING_PARENT)
+        except TimeoutError:
+            return None
 
     def prewarm_recent(self, count: int) -> None:
         """Start, in the background, the parents of the `count` environments used most
