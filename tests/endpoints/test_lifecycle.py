@@ -239,7 +239,8 @@ def test_restart_keeps_endpoints_in_service(tmp_path: Path, monkeypatch: pytest.
     before = runtime.invoke_endpoint(EndpointName=name, ContentType="application/json", Body=body)[
         "Body"
     ].read()
-    worker_pids = _worker_pids(home)
+    assert first.process is not None
+    worker_pids = _descendants(first.process.pid)
     assert worker_pids
     assert first.stop() == 0
     assert all(not _alive(pid) for pid in worker_pids), "workers must stop with the server"
@@ -260,18 +261,25 @@ def _write(path: Path, data: bytes) -> Path:
     return path
 
 
-def _worker_pids(home: Path) -> list[int]:
-    pids = []
+def _descendants(root: int) -> list[int]:
+    """Every live process below `root`: its workers, forked or started afresh."""
+    children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
+            stat = (entry / "stat").read_bytes()
         except OSError:
             continue
-        if "sabio.serving.worker" in cmdline and str(home) in cmdline:
-            pids.append(int(entry.name))
-    return pids
+        parent = int(stat[stat.rfind(b")") + 2 :].split()[1])
+        children.setdefault(parent, []).append(int(entry.name))
+    found: list[int] = []
+    pending = [root]
+    while pending:
+        for child in children.get(pending.pop(), []):
+            found.append(child)
+            pending.append(child)
+    return found
 
 
 def _alive(pid: int) -> bool:

@@ -115,12 +115,12 @@ def test_instances_fork_from_the_parent_and_fall_back_when_it_is_gone(
 ) -> None:
     sm, runtime = clients
     assert server.process is not None
+    # Nothing is warm yet: the first endpoint starts its environment's parent and forks from
+    # it once it has imported the frameworks; the next endpoint forks from it at once.
     first = deploy(sm, model_uri)
-    assert who(runtime, first)["ppid"] == server.process.pid  # nothing was warm yet
-    # Created at once, while the environment's parent is still importing: the worker waits
-    # for it and forks rather than starting a second interpreter beside it.
-    second = deploy(sm, model_uri)
     parent = wait_for_parent(server.home)
+    assert who(runtime, first)["ppid"] == parent
+    second = deploy(sm, model_uri)
     forked = who(runtime, second)
     assert forked["ppid"] == parent
 

@@ -30,9 +30,6 @@ from sabio.serving.forked_workers import PrewarmParent
 log = logging.getLogger("sabio.endpoints.prewarm")
 
 _PARENT_START_TIMEOUT = 120.0
-_WAIT_FOR_STARTING_PARENT = 5.0
-"""How long a worker waits for its environment's parent that is starting, before it starts
-afresh: a parent is ready in about a second, a fresh worker takes about as long."""
 _REMEMBERED = 16
 _RECENT_FILE = ".prewarm-recent.json"
 
@@ -89,13 +86,14 @@ class Prewarmer:
             return None
 
     async def start_instance(self, endpoint: str, plan: VariantPlan, index: int) -> RunningInstance:
-        """Start one real-time instance (`Deployer.start_instance`) through `launcher`; the
-        environment's parent, if not running yet, is started once the instance is up (or has
-        failed), so that its imports do not slow this first instance down."""
+        """Start one real-time instance (`Deployer.start_instance`) through `launcher`. The
+        environment's parent is started first if it is not running, and the instance forks
+        from it once it is ready (a fresh process only if it cannot start); after an instance
+        that started afresh, a parent is started for the next ones."""
+        launch = self.launcher(plan.python)
+        self.warm(plan.python)
         try:
-            return await self.deployer.start_instance(
-                endpoint, plan, index, self.launcher(plan.python)
-            )
+            return await self.deployer.start_instance(endpoint, plan, index, launch)
         finally:
             self.warm(plan.python)
 
@@ -120,16 +118,14 @@ class Prewarmer:
         return launch
 
     async def _starting(self, python: Path) -> PrewarmParent | None:
-        """The parent for `python` once ready, if it is starting now (the second endpoint of
-        an environment, created right after the first): a fork then is quicker than a second
-        interpreter importing the same frameworks beside it on the same cores."""
+        """The parent for `python` once ready, if it is starting now; None if it cannot start
+        (its own start has a time limit). A parent imports what a fresh worker would, so a
+        fork after it comes as soon as a fresh worker would be up, and the next instances of
+        the environment fork at once."""
         task = self._warming.get(python)
         if task is None or task.done():
             return None
-        try:
-            return await asyncio.wait_for(asyncio.shield(task), _WAIT_FOR_STARTING_PARENT)
-        except TimeoutError:
-            return None
+        return await asyncio.shield(task)  # the endpoint may go; the parent's start goes on
 
     def prewarm_recent(self, count: int) -> None:
         """Start, in the background, the parents of the `count` environments used most
