@@ -14,10 +14,12 @@ from sabio.api.runtime_stream import invoke_stream
 from sabio.api.runtime_wire import (
     Scope,
     Send,
+    invalid_endpoint_name,
     invocation_headers,
     respond,
     send_error,
     send_failure,
+    unknown_operation,
 )
 from sabio.asgi_body import Receive, read_capped
 from sabio.errors import RuntimePayloadTooLargeError, RuntimeValidationError
@@ -32,6 +34,7 @@ _FORWARDED = frozenset(h.encode() for h in FORWARDED_HEADERS)
 _NOT_SUPPORTED = {
     "async-invocations": "InvokeEndpointAsync",
 }
+_OTHER_OPERATIONS = frozenset({"invocations-response-stream", "async-invocations"})
 
 
 class Runtime:
@@ -49,35 +52,48 @@ class Runtime:
         )
 
     def wrap(self, app: ASGIApp) -> ASGIApp:
+        """Every path under `/endpoints/` is the runtime's: what no operation claims gets the
+        runtime's 404 `UnknownOperationException`, never the web app's 404."""
+
         async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
-            if scope["type"] == "http" and scope["method"] == "POST":
-                path: str = scope["path"]
-                if path.startswith(_PREFIX):
+            if scope["type"] == "http" and (path := scope["path"]).startswith(_PREFIX):
+                if scope["method"] == "POST":
                     name, _, operation = path[len(_PREFIX) :].partition("/")
                     if operation == "invocations" and name:
                         await self.invoke(name, scope, receive, send)
                         return
-                    if operation == "invocations-response-stream" and name:
-                        if self.asynchronous is not None and self.asynchronous.is_async(name):
-                            refused = self.asynchronous.realtime_refused(name)
-                            await send_error(send, refused, request_id())
-                            return
-                        await invoke_stream(
-                            self.router, self.max_bytes, self.too_large, name, scope, receive, send
-                        )
+                    if name and operation in _OTHER_OPERATIONS:
+                        await self._invoke_other(name, operation, scope, receive, send)
                         return
-                    if operation == "async-invocations" and name and self.asynchronous:
-                        await self.asynchronous.invoke(name, scope, receive, send)
-                        return
-                    if operation in _NOT_SUPPORTED and name:
-                        error = RuntimeValidationError(
-                            f"Sabio does not implement {_NOT_SUPPORTED[operation]} yet."
-                        )
-                        await send_error(send, error, request_id())
-                        return
+                await send_error(send, unknown_operation(scope["method"], path), request_id())
+                return
             await app(scope, receive, send)
 
         return dispatch
+
+    async def _invoke_other(
+        self, name: str, operation: str, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        """The streaming and asynchronous forms of InvokeEndpoint."""
+        if self.router.route(name) is None:
+            malformed = invalid_endpoint_name(name)
+            if malformed is not None:
+                await send_error(send, malformed, request_id())
+                return
+        if operation == "invocations-response-stream":
+            if self.asynchronous is not None and self.asynchronous.is_async(name):
+                refused = self.asynchronous.realtime_refused(name)
+                await send_error(send, refused, request_id())
+                return
+            await invoke_stream(
+                self.router, self.max_bytes, self.too_large, name, scope, receive, send
+            )
+            return
+        if self.asynchronous is not None:
+            await self.asynchronous.invoke(name, scope, receive, send)
+            return
+        error = RuntimeValidationError(f"Sabio does not implement {_NOT_SUPPORTED[operation]} yet.")
+        await send_error(send, error, request_id())
 
     async def invoke(self, name: str, scope: Scope, receive: Receive, send: Send) -> None:
         rid = request_id()
@@ -89,6 +105,9 @@ class Runtime:
             body = await read_capped(receive, declared, self.max_bytes, self.too_large)
             result = await self.router.invoke(name, body, forwarded, target)
         except Exception as failure:
+            if isinstance(failure, RuntimeValidationError):
+                # Only here, off the success path: a malformed name is never found.
+                failure = invalid_endpoint_name(name) or failure
             await send_failure(send, failure, rid, f"invoking {name}")
             return
         headers = [

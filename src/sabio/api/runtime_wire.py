@@ -1,15 +1,19 @@
 """What the raw ASGI runtime handlers (InvokeEndpoint, its response-stream and asynchronous
-forms) share: reading the invocation headers in one pass and sending a whole response."""
+forms) share: reading the invocation headers in one pass, sending a whole response, and the
+runtime's answers to a malformed endpoint name or an unknown path."""
 
 from __future__ import annotations
 
+import functools
 import logging
+import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from typing import Any
 
+from sabio import service_model
 from sabio.api.errors import rest_json_error
 from sabio.asgi_body import content_length
-from sabio.errors import InternalFailureError, SabioError
+from sabio.errors import InternalFailureError, RuntimeValidationError, SabioError
 
 log = logging.getLogger("sabio.api")
 Scope = MutableMapping[str, Any]
@@ -62,3 +66,44 @@ async def send_failure(send: Send, failure: Exception, rid: str, doing: str) -> 
         return
     log.exception("unexpected error %s", doing)
     await send_error(send, InternalFailureError("An internal error occurred."), rid)
+
+
+class UnknownRuntimeOperationError(SabioError):
+    """A request under `/endpoints/` that no runtime operation claims: AWS's services answer
+    these with a 404 `UnknownOperationException`."""
+
+    code = "UnknownOperationException"
+    status = 404
+
+
+def unknown_operation(method: str, path: str) -> UnknownRuntimeOperationError:
+    return UnknownRuntimeOperationError(
+        f"{method} {path} matches no SageMaker Runtime operation; InvokeEndpoint is "
+        "POST /endpoints/{EndpointName}/invocations."
+    )
+
+
+@functools.cache
+def _endpoint_name_rules() -> tuple[int | None, str | None]:
+    """The runtime model's own limits on `EndpointName` (maximum length and pattern)."""
+    shape = service_model.load(service_model.RUNTIME).shape_for("EndpointName")
+    return shape.metadata.get("max"), shape.metadata.get("pattern")
+
+
+def invalid_endpoint_name(name: str) -> RuntimeValidationError | None:
+    """The runtime's ValidationError for a name its model forbids, worded as the service words
+    constraint failures; None for a well-formed name. Call it only once the name was not found:
+    a name that breaks these rules can never have been created."""
+    longest, pattern = _endpoint_name_rules()
+    broken = []
+    if longest is not None and len(name) > longest:
+        broken.append(f"Member must have length less than or equal to {longest}")
+    if pattern and re.fullmatch(pattern, name, re.ASCII) is None:
+        broken.append(f"Member must satisfy regular expression pattern: {pattern}")
+    if not broken:
+        return None
+    noun = "error" if len(broken) == 1 else "errors"
+    detail = "; ".join(
+        f"Value '{name}' at 'endpointName' failed to satisfy constraint: {rule}" for rule in broken
+    )
+    return RuntimeValidationError(f"{len(broken)} validation {noun} detected: {detail}")

@@ -41,6 +41,7 @@ class EndpointService:
         }
 
     def create_endpoint(self, request: dict[str, Any]) -> dict[str, Any]:
+        _check_deployment_config(request.get("DeploymentConfig"))
         spec = {
             **self._snapshot(request["EndpointConfigName"]),
             "DeploymentConfig": request.get("DeploymentConfig"),
@@ -93,6 +94,7 @@ class EndpointService:
     def update_endpoint(self, request: dict[str, Any]) -> dict[str, Any]:
         """Blue/green: the controller brings the new config up beside the old and moves the
         traffic once it is healthy; if it never is, the old config keeps serving."""
+        _check_deployment_config(request.get("DeploymentConfig"))
         name = request["EndpointName"]
         resource = self.catalog.require(ENDPOINT, name)
         _require_in_service(resource)
@@ -163,10 +165,25 @@ def _require_same_kind(resource: Resource, config: dict[str, Any]) -> None:
     )
 
 
+def _check_deployment_config(config: dict[str, Any] | None) -> None:
+    """A deployment follows one update policy: blue/green or rolling, never both."""
+    if config and config.get("BlueGreenUpdatePolicy") and config.get("RollingUpdatePolicy"):
+        raise ValidationError(
+            "DeploymentConfig can specify BlueGreenUpdatePolicy or RollingUpdatePolicy, not "
+            "both: a deployment follows one update policy."
+        )
+
+
 def _require_in_service(resource: Resource) -> None:
     if resource.status == UPDATING:
         raise ResourceInUseError(
             f'Cannot update endpoint "{resource.arn}": another update is in progress.'
+        )
+    if resource.status == FAILED:
+        raise ValidationError(
+            f'Cannot update failed endpoint "{resource.arn}". DeleteEndpoint is the only '
+            "operation that can be performed on a failed endpoint; delete it and create it "
+            "again."
         )
     if resource.status != IN_SERVICE:
         raise ValidationError(
@@ -184,15 +201,20 @@ def _apply_desired(
         raise ValidationError(
             f"The variant name(s) [{', '.join(unknown)}] is/are not present in the endpoint."
         )
+    seen: set[str] = set()
+    for change in desired:
+        key = change["VariantName"].lower()
+        if key in seen:
+            raise ValidationError(
+                f'The variant name "{change["VariantName"]}" was non-unique within the request.'
+            )
+        seen.add(key)
+        _check_change_fits(by_name[key], change)
     for change in desired:
         variant = by_name[change["VariantName"].lower()]
         if "DesiredWeight" in change:
             variant["InitialVariantWeight"] = float(change["DesiredWeight"])
         if "DesiredInstanceCount" in change:
-            if variant.get("ServerlessConfig"):
-                raise ValidationError(
-                    f"Variant {variant['VariantName']} is serverless; it has no instance count."
-                )
             variant["InitialInstanceCount"] = int(change["DesiredInstanceCount"])
     if sum(float(v.get("InitialVariantWeight", 1.0)) for v in variants) <= 0:
         raise ValidationError("The sum of the variant weights must be greater than 0.")
@@ -201,6 +223,26 @@ def _apply_desired(
         raise ResourceLimitExceededError(
             f"The endpoint would have {total} instances; this Sabio server allows at most "
             f"{max_instances} per endpoint (SABIO_MAX_INSTANCES_PER_ENDPOINT)."
+        )
+
+
+def _check_change_fits(variant: dict[str, Any], change: dict[str, Any]) -> None:
+    """Instance counts belong to variants on instances, serverless settings to serverless
+    ones."""
+    name = variant["VariantName"]
+    if variant.get("ServerlessConfig"):
+        if "DesiredInstanceCount" in change:
+            raise ValidationError(f"Variant {name} is serverless; it has no instance count.")
+        if change.get("ServerlessUpdateConfig"):
+            raise ValidationError(
+                f"ServerlessUpdateConfig (variant {name}): changing a serverless variant's "
+                "concurrency in place is not supported by Sabio yet. Update the endpoint with "
+                "an endpoint configuration that has the new ServerlessConfig."
+            )
+    elif change.get("ServerlessUpdateConfig"):
+        raise ValidationError(
+            f"Variant {name} runs on instances; ServerlessUpdateConfig applies only to "
+            "serverless variants. Use DesiredInstanceCount to change its capacity."
         )
 
 
