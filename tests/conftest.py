@@ -11,7 +11,13 @@ import boto3
 import pytest
 
 from support.postgres import PostgresUnavailable, postgres_server
-from support.server import SabioServer
+from support.server import SabioServer, stop_leftovers
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_leftover_servers() -> Iterator[None]:
+    yield
+    stop_leftovers()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -228,21 +228,25 @@ def test_restart_keeps_endpoints_in_service(tmp_path: Path, monkeypatch: pytest.
     home.mkdir()
     first = SabioServer(home)
     first.start()
-    sm, runtime = clients(first, monkeypatch)
-    uri = store_archive(
-        first,
-        model_archive(tmp_path / "m.tar.gz", {"code/inference.py": INFERENCE_PY}),
-        "r/m.tar.gz",
-    )
-    name = deploy(sm, uri)
-    body = b"[[5.1, 3.5, 1.4, 0.2]]"
-    before = runtime.invoke_endpoint(EndpointName=name, ContentType="application/json", Body=body)[
-        "Body"
-    ].read()
-    assert first.process is not None
-    worker_pids = _descendants(first.process.pid)
-    assert worker_pids
-    assert first.stop() == 0
+    try:
+        sm, runtime = clients(first, monkeypatch)
+        uri = store_archive(
+            first,
+            model_archive(tmp_path / "m.tar.gz", {"code/inference.py": INFERENCE_PY}),
+            "r/m.tar.gz",
+        )
+        name = deploy(sm, uri)
+        body = b"[[5.1, 3.5, 1.4, 0.2]]"
+        answer = runtime.invoke_endpoint(
+            EndpointName=name, ContentType="application/json", Body=body
+        )
+        before = answer["Body"].read()
+        assert first.process is not None
+        worker_pids = _descendants(first.process.pid)
+        assert worker_pids
+    finally:
+        stopped = first.stop()
+    assert stopped == 0
     assert all(not _alive(pid) for pid in worker_pids), "workers must stop with the server"
 
     second = SabioServer(home)

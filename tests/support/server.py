@@ -21,6 +21,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+STARTED: list[SabioServer] = []
+"""Every server a test started, so that the session stops those a failed test left running."""
+
+
 class SabioServer:
     def __init__(self, home: Path, env: dict[str, str] | None = None) -> None:
         self.home = home
@@ -54,6 +58,7 @@ class SabioServer:
                 stdin=subprocess.DEVNULL,
                 env=env,
             )
+        STARTED.append(self)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -100,3 +105,11 @@ def metric_value(server: SabioServer, name: str) -> int:
     found = re.search(rf"^{re.escape(name)} (\d+)$", text, re.MULTILINE)
     assert found, f"{name} is not in /metrics:\n{text}"
     return int(found.group(1))
+
+
+def stop_leftovers() -> None:
+    """Stop the servers still running: those whose test failed before stopping them."""
+    for server in STARTED:
+        if server.process is not None and server.process.poll() is None:
+            server.stop(timeout=10)
+    STARTED.clear()
