@@ -9,7 +9,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from support.deploy import ROLE, SKLEARN_IMAGE, store_archive, unique, wait_for_status
+from support.deploy import (
+    ROLE,
+    SKLEARN_IMAGE,
+    endpoint_config,
+    store_archive,
+    unique,
+    wait_for_status,
+)
 from support.models import model_archive
 from support.server import SabioServer
 
@@ -40,28 +47,12 @@ def model(server: SabioServer, sm: Any, tmp_path: Path, code: str) -> str:
     return name
 
 
-def config(sm: Any, model_name: str, count: int = 1) -> str:
-    name = unique("cfg")
-    sm.create_endpoint_config(
-        EndpointConfigName=name,
-        ProductionVariants=[
-            {
-                "VariantName": "AllTraffic",
-                "ModelName": model_name,
-                "InstanceType": "ml.t2.medium",
-                "InitialInstanceCount": count,
-            }
-        ],
-    )
-    return name
-
-
 def test_blue_green_update_without_a_failed_request_and_rollback(
     server: SabioServer, sm: Any, runtime: Any, tmp_path: Path
 ):
-    first = config(sm, model(server, sm, tmp_path, VERSION.format(version="v1")))
-    second = config(sm, model(server, sm, tmp_path, VERSION.format(version="v2")), count=2)
-    broken = config(sm, model(server, sm, tmp_path, BROKEN))
+    first = endpoint_config(sm, model(server, sm, tmp_path, VERSION.format(version="v1")))
+    second = endpoint_config(sm, model(server, sm, tmp_path, VERSION.format(version="v2")), count=2)
+    broken = endpoint_config(sm, model(server, sm, tmp_path, BROKEN))
     name = unique("bg")
     sm.create_endpoint(EndpointName=name, EndpointConfigName=first)
     sm.get_waiter("endpoint_in_service").wait(

@@ -10,7 +10,14 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from support.deploy import create_model, deploy, store_code_model, unique, wait_for_status
+from support.deploy import (
+    create_model,
+    deploy,
+    endpoint_config,
+    store_code_model,
+    unique,
+    wait_for_status,
+)
 from support.server import SabioServer
 
 ECHO = """\
@@ -47,18 +54,7 @@ def test_a_failed_endpoint_can_only_be_deleted(server: SabioServer, sm: Any, tmp
     described = wait_for_status(sm, name, {"Failed", "InService"})
     assert described["EndpointStatus"] == "Failed"
     good = create_model(sm, store_code_model(server, tmp_path, ECHO, "echo"), "echo")
-    config = unique("cfg")
-    sm.create_endpoint_config(
-        EndpointConfigName=config,
-        ProductionVariants=[
-            {
-                "VariantName": "AllTraffic",
-                "ModelName": good,
-                "InstanceType": "ml.m5.large",
-                "InitialInstanceCount": 1,
-            }
-        ],
-    )
+    config = endpoint_config(sm, good, instance_type="ml.m5.large")
 
     message = refusal(sm.update_endpoint, EndpointName=name, EndpointConfigName=config)
     assert message == (

@@ -46,6 +46,25 @@ def create_model(sm: Any, model_uri: str, prefix: str) -> str:
     return name
 
 
+def endpoint_config(
+    sm: Any, model_name: str, count: int = 1, instance_type: str = "ml.t2.medium"
+) -> str:
+    """A one-variant (`AllTraffic`) endpoint configuration for `model_name`; its name."""
+    name = unique("cfg")
+    sm.create_endpoint_config(
+        EndpointConfigName=name,
+        ProductionVariants=[
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": model_name,
+                "InstanceType": instance_type,
+                "InitialInstanceCount": count,
+            }
+        ],
+    )
+    return name
+
+
 def deploy(
     sm: Any,
     model_uri: str | None,
