@@ -68,7 +68,7 @@ class Dispatcher(ReconcileLoop):
         self._in_flight: dict[str, set[asyncio.Task[None]]] = {}
         self._held: dict[str, AsyncRequest] = {}
         self._refreshed = 0.0
-        self._stale = False
+        self._endpoints_changed = False
         self._more = False  # a sweep of expired or abandoned requests filled its batch
         self._heartbeat: asyncio.Task[None] | None = None
         self.polls = 0
@@ -101,7 +101,7 @@ class Dispatcher(ReconcileLoop):
     def endpoints_changed(self) -> None:
         """An endpoint's route or record changed (it serves, was updated, failed or is gone):
         read the endpoints again now. Safe to call from any thread."""
-        self._stale = True
+        self._endpoints_changed = True
         self.notify()
 
     # The loop
@@ -115,8 +115,8 @@ class Dispatcher(ReconcileLoop):
 
     async def reconcile(self) -> None:
         now = time.time()
-        if self._stale or now - self._refreshed >= _REFRESH_SECONDS:
-            self._stale = False
+        if self._endpoints_changed or now - self._refreshed >= _REFRESH_SECONDS:
+            self._endpoints_changed = False
             await self._sweep(now)
         known = self.endpoints.cached()
         for key, endpoint in known.items():
