@@ -64,7 +64,7 @@ class EndpointController(ReconcileLoop):
         self.arns = arns
         super().__init__(interval)
         self._busy: dict[str, asyncio.Task[None]] = {}
-        self._endpoints: list[Resource] | None = None
+        self._endpoints: list[Resource] = []  # as last read; the first pass always reads
         self._running: dict[str, list[RunningInstance]] = {}
         self._plans: dict[str, dict[str, VariantPlan]] = {}
         self._restarts: dict[tuple[str, str, int], int] = {}
@@ -99,7 +99,7 @@ class EndpointController(ReconcileLoop):
     async def reconcile(self) -> None:
         # Records change through the API (which notifies) or through this controller's own
         # actions (which notify when they end); in between, passes supervise from memory.
-        if self.must_read() or self._endpoints is None:
+        if self.must_read():
             self._endpoints = await asyncio.to_thread(self.repository.all, ENDPOINT.key)
         endpoints = self._endpoints
         present = {e.name.lower() for e in endpoints}
