@@ -126,10 +126,16 @@ def test_filter_policies_are_checked_and_shown(sns: Any) -> None:
     assert refused("FilterPolicy", '{"k": [{"regex": "a.*"}]}') == (
         "Invalid parameter: FilterPolicy: Unrecognized match type regex"
     )
-    assert "numeric" in refused("FilterPolicy", '{"k": [{"numeric": [">", "a"]}]}')
+    assert refused("FilterPolicy", '{"k": [{"numeric": [">", "a"]}]}') == (
+        "Invalid parameter: FilterPolicy: Value of > must be numeric"
+    )
     # Nesting is for the message body only.
-    assert refused("FilterPolicy", '{"a": {"b": ["c"]}}').startswith(
-        "Invalid parameter: FilterPolicy"
+    assert refused("FilterPolicy", '{"a": {"b": ["c"]}}') == (
+        "Invalid parameter: Filter policy scope MessageAttributes does not support nested "
+        "filter policy"
+    )
+    assert refused("RawMessageDelivery", "yes") == (
+        "Invalid parameter: RawMessageDelivery: Invalid value [yes]. Must be true or false."
     )
     assert refused("FilterPolicyScope", "Everything") == (
         "Invalid parameter: FilterPolicyScope: Invalid value [Everything]. "
@@ -146,3 +152,111 @@ def test_filter_policies_are_checked_and_shown(sns: Any) -> None:
         SubscriptionArn=arn, AttributeName="FilterPolicy", AttributeValue=""
     )
     assert "FilterPolicy" not in sns.get_subscription_attributes(SubscriptionArn=arn)["Attributes"]
+
+
+# What SNS answers for a bad policy: the reason, after `Invalid parameter: FilterPolicy: `
+# (SetSubscriptionAttributes) or `Invalid parameter: Attributes Reason: FilterPolicy: `
+# (Subscribe). SNS appends its parser's position to some; Sabio does not.
+REASONS = {
+    '{"k": [["v"]]}': "Match value must be String, number, true, false, or null",
+    '{"k": [{"wildcard": "a*"}]}': "Unrecognized match type wildcard",
+    '{"k": [{"suffix": "v", "prefix": "w"}]}': "Only one key allowed in match expression",
+    '{"k": [{"prefix": 100}]}': "prefix match pattern must be a string",
+    '{"k": [{"suffix": null}]}': "suffix match pattern must be a string",
+    '{"k": {"suffix": "v"}}': '"suffix" must be an object or an array',
+    '{"k": "v"}': '"k" must be an object or an array',
+    '{"k": [{"exists": "no"}]}': "exists match pattern must be either true or false.",
+    '{"k": [{"anything-but": {"exists": false}}]}': "Unsupported anything-but pattern: exists",
+    '{"k": [{"anything-but": {"prefix": false}}]}': "prefix match pattern must be a string",
+    '{"k": [{"numeric": []}]}': "Invalid member in numeric match: ]",
+    '{"k": [{"numeric": [1, "<="]}]}': "Invalid member in numeric match: 1",
+    '{"k": [{"numeric": ["~", 1]}]}': "Unrecognized numeric range operator: ~",
+    '{"k": [{"numeric": ["=", "000"]}]}': "Value of equals must be numeric",
+    '{"k": [{"numeric": [">="]}]}': "Value of >= must be numeric",
+    '{"k": [{"numeric": ["<", 100, ">", 10]}]}': "Too many elements in numeric expression",
+    '{"k": [{"numeric": [">=", 1, ">", 2]}]}': "Bad numeric range operator: >",
+    '{"k": [{"numeric": [">", 20, 30]}]}': "Bad value in numeric range: 30",
+    '{"k": [{"numeric": [">", 20, "<="]}]}': "Value of <= must be numeric",
+    '{"k": [{"numeric": [">", 3, "<", 1]}]}': "Bottom must be less than top",
+    '{"k": [{"numeric": [">", 2, "<", 3, "<", 5]}]}': "Too many terms in numeric range expression",
+}
+
+
+def test_refused_policies_get_sns_wording_for_the_operation_that_set_them(sns: Any) -> None:
+    topic = sns.create_topic(Name=f"wording-{uuid.uuid4().hex[:8]}")["TopicArn"]
+    endpoint = "http://127.0.0.1:9/hook"
+    arn = sns.subscribe(
+        TopicArn=topic, Protocol="http", Endpoint=endpoint, ReturnSubscriptionArn=True
+    )["SubscriptionArn"]
+
+    def message(call: Any, **kwargs: Any) -> str:
+        with pytest.raises(botocore.exceptions.ClientError) as caught:
+            call(**kwargs)
+        error = caught.value.response["Error"]
+        assert (error["Code"], caught.value.response["ResponseMetadata"]["HTTPStatusCode"]) == (
+            "InvalidParameter",
+            400,
+        )
+        return str(error["Message"])
+
+    for policy, reason in REASONS.items():
+        assert message(
+            sns.set_subscription_attributes,
+            SubscriptionArn=arn,
+            AttributeName="FilterPolicy",
+            AttributeValue=policy,
+        ) == (f"Invalid parameter: FilterPolicy: {reason}"), policy
+        assert message(
+            sns.subscribe,
+            TopicArn=topic,
+            Protocol="http",
+            Endpoint=f"{endpoint}/other",
+            Attributes={"FilterPolicy": policy},
+        ) == (f"Invalid parameter: Attributes Reason: FilterPolicy: {reason}"), policy
+    assert message(
+        sns.subscribe,
+        TopicArn=topic,
+        Protocol="http",
+        Endpoint=f"{endpoint}/other",
+        Attributes={"RawMessageDelivery": "yes"},
+    ) == (
+        "Invalid parameter: Attributes Reason: RawMessageDelivery: Invalid value [yes]. "
+        "Must be true or false."
+    )
+
+
+def test_nested_lists_count_once_per_level_toward_the_combination_limit(sns: Any) -> None:
+    topic = sns.create_topic(Name=f"nested-{uuid.uuid4().hex[:8]}")["TopicArn"]
+    arn = sns.subscribe(
+        TopicArn=topic,
+        Protocol="http",
+        Endpoint="http://127.0.0.1:9/hook",
+        Attributes={"FilterPolicyScope": "MessageBody"},
+        ReturnSubscriptionArn=True,
+    )["SubscriptionArn"]
+    # 3 levels x 4 values, 2 x 3 and 1 x 3: 216 combinations, over SNS's 150.
+    policy = {
+        "key_a": {"key_b": {"key_c": ["one", "two", "three", "four"]}},
+        "key_d": {"key_e": ["one", "two", "three"]},
+        "key_f": ["one", "two", "three"],
+    }
+    with pytest.raises(botocore.exceptions.ClientError) as caught:
+        sns.set_subscription_attributes(
+            SubscriptionArn=arn, AttributeName="FilterPolicy", AttributeValue=json.dumps(policy)
+        )
+    assert caught.value.response["Error"]["Message"] == (
+        "Invalid parameter: FilterPolicy: Filter policy is too complex"
+    )
+    del policy["key_f"]  # 12 x 6 = 72
+    sns.set_subscription_attributes(
+        SubscriptionArn=arn, AttributeName="FilterPolicy", AttributeValue=json.dumps(policy)
+    )
+    # Nesting deeper than the limit itself is refused the same way, never a server error.
+    deep = '{"a": ' * 400 + '["x"]' + "}" * 400
+    with pytest.raises(botocore.exceptions.ClientError) as caught:
+        sns.set_subscription_attributes(
+            SubscriptionArn=arn, AttributeName="FilterPolicy", AttributeValue=deep
+        )
+    assert caught.value.response["Error"]["Message"] == (
+        "Invalid parameter: FilterPolicy: Filter policy is too complex"
+    )

@@ -56,9 +56,10 @@ def subscription_attribute(name: str, value: str, *, member: str) -> tuple[str, 
         raise invalid(member, f"Sabio does not support the subscription attribute {name}")
     if name == "RawMessageDelivery":
         if value.lower() not in ("true", "false"):
-            raise invalid(
-                member, f"RawMessageDelivery: Invalid value [{value}]. Must be true or false."
-            )
+            reason = f"RawMessageDelivery: Invalid value [{value}]. Must be true or false."
+            if member == "AttributeName":
+                raise InvalidParameter(f"Invalid parameter: {reason}")
+            raise invalid(member, reason)
         return name, value.lower()
     if name == "FilterPolicyScope":
         if value not in filter_policy.SCOPES:
@@ -75,14 +76,15 @@ def subscription_attribute(name: str, value: str, *, member: str) -> tuple[str, 
 
 
 def merged_subscription_attributes(
-    current: dict[str, str], changes: dict[str, str]
+    current: dict[str, str], changes: dict[str, str], *, member: str
 ) -> dict[str, str]:
     """A subscription's attributes after `changes`, each already checked alone. The filter
-    policy is checked against the scope it will be applied in; an empty policy removes it."""
+    policy is checked against the scope it will be applied in; an empty policy removes it.
+    `member` is `Attributes` (Subscribe) or `AttributeName` (SetSubscriptionAttributes)."""
     merged = {**current, **changes}
     if merged.get("FilterPolicy") == "":
         del merged["FilterPolicy"]
     elif "FilterPolicy" in merged:
         merged.setdefault("FilterPolicyScope", "MessageAttributes")
-        filter_policy.check(merged["FilterPolicy"], merged["FilterPolicyScope"])
+        filter_policy.check(merged["FilterPolicy"], merged["FilterPolicyScope"], member=member)
     return merged

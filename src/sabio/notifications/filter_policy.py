@@ -14,7 +14,7 @@ import json
 import math
 from typing import Any
 
-from sabio.notifications.errors import InvalidParameter
+from sabio.notifications.errors import InvalidParameter, invalid
 
 SCOPES = ("MessageAttributes", "MessageBody")
 MAX_KEYS = 5
@@ -22,115 +22,204 @@ MAX_COMBINATIONS = 150
 MAX_NUMBER = 1e9
 _LOWER = (">", ">=")
 _UPPER = ("<", "<=")
-_OPERATORS = frozenset(
-    {"prefix", "suffix", "equals-ignore-case", "anything-but", "numeric", "exists"}
-)
+_STRING_OPERATORS = ("prefix", "suffix", "equals-ignore-case")
+_OPERATORS = frozenset({*_STRING_OPERATORS, "anything-but", "numeric", "exists"})
 _ABSENT = object()
+_END = object()  # past the last item of a list, where SNS's parser reads the token `]`
+NESTED_IN_ATTRIBUTES = (
+    "Invalid parameter: Filter policy scope MessageAttributes does not support nested filter policy"
+)
 
 
-def _invalid(reason: str) -> InvalidParameter:
-    return InvalidParameter(f"Invalid parameter: FilterPolicy: {reason}")
+class _Refused(Exception):
+    """Why SNS refuses a policy; `check` says where the policy was given."""
 
 
-def check(text: str, scope: str) -> None:
-    """Raise SNS's `InvalidParameter` unless `text` is a filter policy valid in `scope`."""
+class _Number(float):
+    """A JSON number that keeps its text: SNS quotes a misplaced number as it was written."""
+
+    __slots__ = ("text",)
+    text: str
+
+
+def _json_number(text: str) -> _Number:
+    number = _Number(text)
+    number.text = text
+    return number
+
+
+def _not_json(text: str) -> None:
+    raise ValueError(f"{text} is not JSON")
+
+
+def check(text: str, scope: str, *, member: str) -> None:
+    """Raise SNS's `InvalidParameter` unless `text` is a filter policy valid in `scope`.
+    `member` is `Attributes` for Subscribe, whose errors SNS words `Invalid parameter:
+    Attributes Reason: FilterPolicy: ...`, or `AttributeName` for SetSubscriptionAttributes
+    (`Invalid parameter: FilterPolicy: ...`). SNS also appends its parser's position in the
+    policy (`at [Source: ...; line: 1, column: 10]`) to some reasons; Sabio does not."""
     try:
-        policy = json.loads(text)
-    except ValueError:
-        raise _invalid("failed to parse JSON.") from None
+        _check(text, scope)
+    except _Refused as refused:
+        reason = f"FilterPolicy: {refused}"
+        if member == "Attributes":
+            raise invalid(member, reason) from None
+        raise InvalidParameter(f"Invalid parameter: {reason}") from None
+
+
+def _check(text: str, scope: str) -> None:
+    try:
+        policy = json.loads(
+            text, parse_int=_json_number, parse_float=_json_number, parse_constant=_not_json
+        )
+    except (ValueError, RecursionError):
+        raise _Refused("failed to parse JSON.") from None
     if not isinstance(policy, dict):
-        raise _invalid("Filter policy must be a JSON object")
+        raise _Refused("Filter policy must be a JSON object")
     leaves: list[int] = []
-    _check_object(policy, scope, leaves)
+    if _check_object(policy, 1, leaves, 0) and scope != "MessageBody":
+        raise InvalidParameter(NESTED_IN_ATTRIBUTES)
     if len(leaves) > MAX_KEYS:
-        raise _invalid(f"Filter policy can not have more than {MAX_KEYS} keys")
+        raise _Refused(f"Filter policy can not have more than {MAX_KEYS} keys")
     if math.prod(leaves) > MAX_COMBINATIONS:
-        raise _invalid("Filter policy is too complex")
+        raise _Refused("Filter policy is too complex")
 
 
-def _check_object(policy: dict[str, Any], scope: str, leaves: list[int]) -> None:
+def _check_object(policy: dict[str, Any], depth: int, leaves: list[int], level: int) -> bool:
+    """Check one object of a policy, adding a weight per list of conditions to `leaves`: its
+    length times how deep it is nested, as SNS counts combinations. Whether it nests."""
+    if level > MAX_COMBINATIONS:
+        # Deeper than any policy within the combination limit can be.
+        raise _Refused("Filter policy is too complex")
+    nested = False
     for key, conditions in policy.items():
         if key == "$or":
             if not isinstance(conditions, list) or len(conditions) < 2:
-                raise _invalid("$or must be an array of at least two filter policies")
+                raise _Refused("$or must be an array of at least two filter policies")
             for alternative in conditions:
                 if not isinstance(alternative, dict) or not alternative:
-                    raise _invalid("$or must be an array of at least two filter policies")
-                _check_object(alternative, scope, leaves)
+                    raise _Refused("$or must be an array of at least two filter policies")
+                nested |= _check_object(alternative, depth, leaves, level + 1)
             continue
-        if isinstance(conditions, dict) and scope == "MessageBody":
+        if isinstance(conditions, dict):
             if not conditions:
-                raise _invalid(f"Empty object for key {key}")
-            _check_object(conditions, scope, leaves)
+                raise _Refused(f"Empty object for key {key}")
+            _check_object(conditions, depth + 1, leaves, level + 1)
+            nested = True
             continue
         if not isinstance(conditions, list):
-            raise _invalid(f"Match value for key {key} must be an array of conditions")
+            raise _Refused(f'"{key}" must be an object or an array')
         if not conditions:
-            raise _invalid(f"Empty arrays are not allowed (key {key})")
+            raise _Refused(f"Empty arrays are not allowed (key {key})")
         for condition in conditions:
             _check_condition(condition)
-        leaves.append(len(conditions))
+        leaves.append(depth * len(conditions))
+    return nested
 
 
 def _check_condition(condition: Any) -> None:
     if condition is None or isinstance(condition, (str, bool)):
         return
-    if isinstance(condition, (int, float)):
+    if isinstance(condition, float):
         _check_number(condition, "Match value")
         return
     if not isinstance(condition, dict):
-        raise _invalid("Match value must be String, number, true, false, or null")
-    if len(condition) != 1:
-        raise _invalid("Only one operator is allowed in each condition")
-    [(operator, operand)] = condition.items()
+        raise _Refused("Match value must be String, number, true, false, or null")
+    if not condition:
+        raise _Refused("Only one operator is allowed in each condition")
+    operator, operand = next(iter(condition.items()))
     if operator not in _OPERATORS:
-        raise _invalid(f"Unrecognized match type {operator}")
-    if operator in ("prefix", "suffix", "equals-ignore-case"):
+        raise _Refused(f"Unrecognized match type {operator}")
+    if operator in _STRING_OPERATORS:
         if not isinstance(operand, str):
-            raise _invalid(f"Value of {operator} must be a string")
+            raise _Refused(f"{operator} match pattern must be a string")
     elif operator == "exists":
         if not isinstance(operand, bool):
-            raise _invalid("exists match pattern must be either true or false.")
+            raise _Refused("exists match pattern must be either true or false.")
     elif operator == "numeric":
         _check_range(operand)
     else:
         _check_anything_but(operand)
+    if len(condition) > 1:
+        raise _Refused("Only one key allowed in match expression")
 
 
 def _check_anything_but(operand: Any) -> None:
     if isinstance(operand, dict):
-        if len(operand) != 1 or next(iter(operand)) not in ("prefix", "suffix"):
-            raise _invalid("Unsupported anything-but pattern")
-        if not isinstance(next(iter(operand.values())), str):
-            raise _invalid("Value of anything-but prefix must be a string")
+        if not operand:
+            raise _Refused("Unsupported anything-but pattern")
+        operator, text = next(iter(operand.items()))
+        if operator not in ("prefix", "suffix"):
+            raise _Refused(f"Unsupported anything-but pattern: {operator}")
+        if not isinstance(text, str):
+            raise _Refused(f"{operator} match pattern must be a string")
+        if len(operand) > 1:
+            raise _Refused("Only one key allowed in match expression")
         return
     values = operand if isinstance(operand, list) else [operand]
     if not values:
-        raise _invalid("Empty arrays are not allowed in anything-but")
+        raise _Refused("Empty arrays are not allowed in anything-but")
     for value in values:
-        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            raise _invalid("Inside anything but list, only strings and numbers are allowed")
+        if isinstance(value, bool) or not isinstance(value, (str, float)):
+            raise _Refused("Inside anything but list, only strings and numbers are allowed")
 
 
 def _check_range(operand: Any) -> None:
-    if not isinstance(operand, list) or len(operand) not in (2, 4):
-        raise _invalid("Value of numeric must be an array of 2 or 4 elements")
-    operators = operand[0::2]
-    for operator, value in zip(operators, operand[1::2], strict=True):
-        if operator not in ("=", *_LOWER, *_UPPER):
-            raise _invalid(f"Unrecognized numeric range operator: {operator}")
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise _invalid(f"Value of {operator} must be numeric")
-        _check_number(value, f"Value of {operator}")
-    if len(operators) == 2 and not (operators[0] in _LOWER and operators[1] in _UPPER):
-        raise _invalid("Bad numeric range operator")
-    if len(operators) == 2 and operand[1] >= operand[3]:
-        raise _invalid("Bottom must be less than top")
+    """`["=", n]`, `[">" or ">=", n]`, `["<" or "<=", n]` or `[">" or ">=", n, "<" or "<=",
+    m]`, read term by term as SNS reads them, so the first wrong term is the one named."""
+    if not isinstance(operand, list):
+        raise _Refused("Value of numeric must be an array of 2 or 4 elements")
+    terms = [*operand, _END]
+    operator = terms[0]
+    if not isinstance(operator, str):
+        raise _Refused(f"Invalid member in numeric match: {_token(operator)}")
+    if operator == "=" or operator in _UPPER:
+        _range_value(terms[1], "equals" if operator == "=" else operator, operator)
+        if len(operand) > 2:
+            raise _Refused("Too many elements in numeric expression")
+        return
+    if operator not in _LOWER:
+        raise _Refused(f"Unrecognized numeric range operator: {operator}")
+    bottom = _range_value(terms[1], operator, operator)
+    if len(operand) == 2:
+        return
+    upper = terms[2]
+    if not isinstance(upper, str):
+        raise _Refused(f"Bad value in numeric range: {_token(upper)}")
+    if upper not in _UPPER:
+        raise _Refused(f"Bad numeric range operator: {upper}")
+    top = _range_value(terms[3], upper, upper)
+    if len(operand) > 4:
+        raise _Refused("Too many terms in numeric range expression")
+    if bottom >= top:
+        raise _Refused("Bottom must be less than top")
+
+
+def _range_value(term: Any, name: str, operator: str) -> float:
+    if not isinstance(term, float):
+        raise _Refused(f"Value of {name} must be numeric")
+    _check_number(term, f"Value of {operator}")
+    return term
+
+
+def _token(term: Any) -> str:
+    """A JSON value as SNS's parser names it: its text, or the token that starts it."""
+    if term is _END:
+        return "]"
+    if isinstance(term, _Number):
+        return term.text
+    if isinstance(term, bool) or term is None:
+        return json.dumps(term)
+    if isinstance(term, dict):
+        return "{"
+    if isinstance(term, list):
+        return "["
+    return str(term)
 
 
 def _check_number(value: float, what: str) -> None:
     if not -MAX_NUMBER <= value <= MAX_NUMBER:
-        raise _invalid(f"{what} must be between -1.0E9 and 1.0E9")
+        raise _Refused(f"{what} must be between -1.0E9 and 1.0E9")
 
 
 # Matching

@@ -181,7 +181,9 @@ class Topics:
         wanted = dict(
             attrs.subscription_attribute(k, v, member="Attributes") for k, v in attributes.items()
         )
-        checked = attrs.merged_subscription_attributes({"RawMessageDelivery": "false"}, wanted)
+        checked = attrs.merged_subscription_attributes(
+            {"RawMessageDelivery": "false"}, wanted, member="Attributes"
+        )
         for existing in self.subscriptions(topic_arn):
             if existing.protocol == protocol and existing.endpoint == endpoint:
                 if any(existing.attributes.get(k, "false") != v for k, v in wanted.items()):
@@ -337,7 +339,9 @@ class Topics:
         name, value = attrs.subscription_attribute(name, value, member="AttributeName")
         resource = self.repository.get_by_arn(arn)
         assert resource is not None
-        merged = attrs.merged_subscription_attributes(s.attributes, {name: value})
+        merged = attrs.merged_subscription_attributes(
+            s.attributes, {name: value}, member="AttributeName"
+        )
         spec = {**resource.spec, "Attributes": merged}
         self.repository.update(SNS_SUBSCRIPTION.key, _subscription_id(arn), spec=spec)
 
