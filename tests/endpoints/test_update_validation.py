@@ -114,8 +114,11 @@ def test_weights_and_capacities_fit_each_variant_once(server: SabioServer, sm: A
     assert update({"VariantName": "Serverless", "DesiredInstanceCount": 2}) == (
         "Variant Serverless is serverless; it has no instance count."
     )
-    message = update({"VariantName": "Serverless", "ServerlessUpdateConfig": concurrency})
-    assert "not supported by Sabio yet" in message
+    over = {"MaxConcurrency": 2, "ProvisionedConcurrency": 3}
+    assert update({"VariantName": "Serverless", "ServerlessUpdateConfig": over}) == (
+        "Variant Serverless: ProvisionedConcurrency (3) must be less than or equal to "
+        "MaxConcurrency (2)."
+    )
 
     described = sm.describe_endpoint(EndpointName=name)
     assert described["EndpointStatus"] == "InService"

@@ -319,22 +319,25 @@ class EndpointController(ReconcileLoop):
 
     async def _apply_update(self, endpoint: Resource) -> None:
         """UpdateEndpointWeightsAndCapacities: new weights at once, instances added (healthy
-        before they take traffic) or removed, without touching the others."""
+        before they take traffic) or removed, serverless concurrency changed in place, without
+        touching the others."""
         key = endpoint.name.lower()
         plans = self._plans[key]
         route = self.router.route(endpoint.name)
         for variant in all_variants(endpoint.spec["Config"]):
             plan = plans[variant["VariantName"]]
-            count = 0 if variant.get("ServerlessConfig") else int(variant["InitialInstanceCount"])
+            serverless = variant.get("ServerlessConfig")
+            count = 0 if serverless else int(variant["InitialInstanceCount"])
             weight = float(variant.get("InitialVariantWeight", 1.0))
             plans[plan.name] = updated = dataclasses.replace(
-                plan, weight=weight, instance_count=count
+                plan, weight=weight, instance_count=count, serverless=serverless
             )
             running = self._running.setdefault(key, [])
             try:
                 for index in range(plan.instance_count, count):
                     added = await self._start(endpoint.name, updated, index)
                     self._replace_in_route(endpoint.name, plan.name, added)
+                await self.serverless.resize(endpoint.name, updated)
             except (DeploymentError, SabioError) as exc:
                 log.warning("scaling %s up failed: %s", endpoint.name, exc)
             for extra in [r for r in running if r.variant == plan.name and r.index >= count]:

@@ -17,6 +17,9 @@ front of the router's variant as its admission gate (`Gate`):
   start's duration is recorded as the variant's `ModelSetupTime`.
 - Each worker is limited to `MemorySizeInMB`; one killed for exceeding it is reported in its
   log and replaced on demand.
+- `UpdateEndpointWeightsAndCapacities` changes `MaxConcurrency` and `ProvisionedConcurrency` of
+  a running pool in place (`resize`), without a new pool and without touching requests in
+  flight.
 """
 
 from __future__ import annotations
@@ -162,6 +165,27 @@ class ServerlessPool:
         if missing > 0 and time.monotonic() >= self._retry_at:
             for _ in range(missing):
                 self._spawn()
+
+    async def resize(self, plan: VariantPlan, policy: ServerlessPolicy) -> None:
+        """Take a new MaxConcurrency and ProvisionedConcurrency (UpdateEndpointWeightsAndCapacities)
+        in place: requests in flight go on; idle workers given up (provisioned ones released,
+        any over the new cap) stop; new provisioned workers are up before this returns, and it
+        raises DeploymentError if they cannot start (`tick` then keeps trying)."""
+        old, self.plan, self.policy = self.policy, plan, policy
+        count = len(self.workers)
+        released = min(old.provisioned - policy.provisioned, count - policy.provisioned)
+        await self._stop_idle(max(count - policy.max_workers, released))
+        missing = policy.provisioned - len(self.workers) - len(self._starting)
+        results = await asyncio.gather(*(self._spawn() for _ in range(missing)))
+        if any(r is None for r in results):
+            raise DeploymentError(self._last_error or "a serverless worker did not start")
+        log.info(
+            "serverless variant %s of %s now allows %d concurrent invocation(s), %d provisioned",
+            plan.name,
+            self.endpoint,
+            policy.max_concurrency,
+            policy.provisioned,
+        )
 
     async def close(self) -> None:
         """Stop every worker once its requests are answered (a few seconds at most)."""
@@ -318,10 +342,16 @@ class ServerlessPool:
         if now - self._window_start >= policy.idle_seconds:
             self._window_start = now
             self._window_peak = self.in_flight
-        if target is None or len(self.workers) <= target:
+        if target is not None:
+            await self._stop_idle(len(self.workers) - target)
+
+    async def _stop_idle(self, count: int) -> None:
+        """Stop up to `count` workers that serve nothing, newest first; busy ones are left to
+        finish (a later idle period takes them)."""
+        if count <= 0:
             return
         surplus = [w for w in sorted(self.workers, key=lambda w: -w.index)]
-        surplus = [w for w in surplus if not w.endpoint.outstanding][: len(self.workers) - target]
+        surplus = [w for w in surplus if not w.endpoint.outstanding][:count]
         for worker in surplus:
             self.workers.remove(worker)
             worker.endpoint.healthy = False

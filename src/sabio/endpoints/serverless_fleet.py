@@ -65,6 +65,15 @@ class ServerlessFleet:
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)
 
+    async def resize(self, endpoint: str, plan: VariantPlan) -> None:
+        """The variant of `plan` takes its new ServerlessConfig in place; raises
+        DeploymentError if new provisioned workers cannot start."""
+        pool = self._pools.get(endpoint.lower(), {}).get(plan.name)
+        if pool is None or plan.serverless is None:
+            return
+        policy = ServerlessPolicy.from_config(plan.serverless, self.idle_seconds, self.max_workers)
+        await pool.resize(plan, policy)
+
     async def tick(self, endpoint: str) -> None:
         for pool in list(self._pools.get(endpoint.lower(), {}).values()):
             await pool.tick()

@@ -61,9 +61,9 @@ class EndpointService:
             "EndpointStatus": resource.status,
             "CreationTime": resource.created_at,
             "LastModifiedTime": resource.updated_at,
-            "ProductionVariants": resource.state.get("ProductionVariants"),
+            "ProductionVariants": _with_desired(resource, "ProductionVariants"),
             "FailureReason": resource.state.get("FailureReason"),
-            "ShadowProductionVariants": resource.state.get("ShadowProductionVariants"),
+            "ShadowProductionVariants": _with_desired(resource, "ShadowProductionVariants"),
         }
         if resource.spec["Config"].get("AsyncInferenceConfig"):
             response["AsyncInferenceConfig"] = resource.spec["Config"]["AsyncInferenceConfig"]
@@ -216,6 +216,10 @@ def _apply_desired(
             variant["InitialVariantWeight"] = float(change["DesiredWeight"])
         if "DesiredInstanceCount" in change:
             variant["InitialInstanceCount"] = int(change["DesiredInstanceCount"])
+        if change.get("ServerlessUpdateConfig"):
+            variant["ServerlessConfig"] = _updated_serverless(
+                variant, change["ServerlessUpdateConfig"]
+            )
     if sum(float(v.get("InitialVariantWeight", 1.0)) for v in variants) <= 0:
         raise ValidationError("The sum of the variant weights must be greater than 0.")
     total = sum(int(v.get("InitialInstanceCount") or 1) for v in variants)
@@ -228,22 +232,55 @@ def _apply_desired(
 
 def _check_change_fits(variant: dict[str, Any], change: dict[str, Any]) -> None:
     """Instance counts belong to variants on instances, serverless settings to serverless
-    ones."""
+    ones (and keep provisioned concurrency within the maximum)."""
     name = variant["VariantName"]
     if variant.get("ServerlessConfig"):
         if "DesiredInstanceCount" in change:
             raise ValidationError(f"Variant {name} is serverless; it has no instance count.")
         if change.get("ServerlessUpdateConfig"):
-            raise ValidationError(
-                f"ServerlessUpdateConfig (variant {name}): changing a serverless variant's "
-                "concurrency in place is not supported by Sabio yet. Update the endpoint with "
-                "an endpoint configuration that has the new ServerlessConfig."
-            )
+            _updated_serverless(variant, change["ServerlessUpdateConfig"])
     elif change.get("ServerlessUpdateConfig"):
         raise ValidationError(
             f"Variant {name} runs on instances; ServerlessUpdateConfig applies only to "
             "serverless variants. Use DesiredInstanceCount to change its capacity."
         )
+
+
+def _updated_serverless(variant: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """The variant's ServerlessConfig with a ServerlessUpdateConfig applied: MemorySizeInMB
+    kept, members not given kept, and provisioned concurrency within the maximum."""
+    config = dict(variant["ServerlessConfig"])
+    for member in ("MaxConcurrency", "ProvisionedConcurrency"):
+        if update.get(member) is not None:
+            config[member] = int(update[member])
+    provisioned = config.get("ProvisionedConcurrency")
+    if provisioned is not None and provisioned > int(config["MaxConcurrency"]):
+        raise ValidationError(
+            f"Variant {variant['VariantName']}: ProvisionedConcurrency ({provisioned}) must be "
+            f"less than or equal to MaxConcurrency ({config['MaxConcurrency']})."
+        )
+    return config
+
+
+def _with_desired(resource: Resource, member: str) -> list[dict[str, Any]] | None:
+    """The variant summaries, with the Desired values an UpdateEndpointWeightsAndCapacities in
+    progress asked for; the Current ones change once it is done, as in SageMaker."""
+    summaries: list[dict[str, Any]] | None = resource.state.get(member)
+    if resource.status != UPDATING or resource.spec.get("Pending") or not summaries:
+        return summaries
+    variants = {v["VariantName"]: v for v in all_variants(resource.spec["Config"])}
+    shown = []
+    for summary in summaries:
+        summary = dict(summary)
+        variant = variants.get(summary["VariantName"])
+        if variant is not None:
+            summary["DesiredWeight"] = float(variant.get("InitialVariantWeight", 1.0))
+            if variant.get("ServerlessConfig"):
+                summary["DesiredServerlessConfig"] = variant["ServerlessConfig"]
+            elif variant.get("InitialInstanceCount") is not None:
+                summary["DesiredInstanceCount"] = int(variant["InitialInstanceCount"])
+        shown.append(summary)
+    return shown
 
 
 def _summary(resource: Resource) -> dict[str, Any]:
