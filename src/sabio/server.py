@@ -24,6 +24,7 @@ from sabio.asyncinference.dispatcher import Dispatcher, PollCounter
 from sabio.asyncinference.endpoints import AsyncEndpoints
 from sabio.asyncinference.service import AsyncInferenceService
 from sabio.asyncinference.sql_queue import SqlInvocationQueue
+from sabio.asyncinference.variant_metrics import AsyncVariantMetrics
 from sabio.autoscaling.alarms import AlarmService
 from sabio.autoscaling.records import Arns as ScalingArns
 from sabio.autoscaling.records import Records as ScalingRecords
@@ -199,6 +200,8 @@ def build_platform(settings: Settings, environ: Mapping[str, str]) -> Platform:
     async_endpoints = AsyncEndpoints(repository)
     backlog = BacklogMetrics()
     router.metrics.endpoint_series.append(backlog)
+    variant_metrics = AsyncVariantMetrics(router.metrics.period, router.metrics.retention)
+    router.metrics.variant_series.append(variant_metrics)
     dispatcher = Dispatcher(
         queue,
         async_endpoints,
@@ -209,6 +212,7 @@ def build_platform(settings: Settings, environ: Mapping[str, str]) -> Platform:
         lease_seconds=settings.async_lease_seconds,
         interval=settings.async_poll_interval_seconds,
         backlog=backlog,
+        variant_metrics=variant_metrics,
     )
     controller.listeners.append(dispatcher.endpoints_changed)
     router.metrics.counters.append(PollCounter(dispatcher))

@@ -75,6 +75,27 @@ def test_inline_body_and_generated_inference_id(clients: Any, echo: Any) -> None
     assert answer == {"echo": {"inline": True}, "content_type": "text/json"}
 
 
+def test_input_object_content_type_stands_in_for_a_missing_content_type(
+    clients: Any, echo: Any
+) -> None:
+    """The SageMaker SDK's `predict_async` uploads its serialized input with a Content-Type
+    and sends InvokeEndpointAsync without one; the model must see the object's type."""
+    _, runtime, s3 = clients
+    name, bucket, _ = echo
+    s3.put_object(
+        Bucket=bucket, Key="inputs/typed", Body=b'{"typed": 1}', ContentType="text/x-typed"
+    )
+    source = f"s3://{bucket}/inputs/typed"
+    untyped = runtime.invoke_endpoint_async(EndpointName=name, InputLocation=source)
+    typed = runtime.invoke_endpoint_async(
+        EndpointName=name, InputLocation=source, ContentType="application/json"
+    )
+    answer = json.loads(wait_for_object(s3, untyped["OutputLocation"]))
+    assert answer == {"echo": {"typed": 1}, "content_type": "text/x-typed"}
+    answer = json.loads(wait_for_object(s3, typed["OutputLocation"]))
+    assert answer["content_type"] == "application/json"
+
+
 def test_model_failure_goes_to_the_failure_path(clients: Any, echo: Any) -> None:
     _, runtime, s3 = clients
     name, bucket, _ = echo

@@ -351,6 +351,25 @@ class CloudWatchApi:
                         for metric in series.units
                         if name in (None, metric)
                     )
+            for variant_series in self.metrics.variant_series:
+                for endpoint, variant in variant_series.variants():
+                    dimensions = {ENDPOINT_DIMENSION: endpoint, VARIANT_DIMENSION: variant}
+                    if not all(
+                        f["Name"] in dimensions and f.get("Value") in (None, dimensions[f["Name"]])
+                        for f in filters
+                    ):
+                        continue
+                    metrics.extend(
+                        {
+                            "Namespace": NAMESPACE,
+                            "MetricName": metric,
+                            "Dimensions": [
+                                {"Name": key, "Value": value} for key, value in dimensions.items()
+                            ],
+                        }
+                        for metric in variant_series.units
+                        if name in (None, metric)
+                    )
         offset = _token_numbers(p.get("NextToken"), 1)[0] if p.get("NextToken") else 0
         page = metrics[offset : offset + LIST_PAGE]
         result: dict[str, Any] = {"Metrics": page}
@@ -380,6 +399,21 @@ class CloudWatchApi:
                         dimensions[ENDPOINT_DIMENSION], name, start, end, period
                     )
                     return series.units[name], points
+        if metric.get("Namespace") == NAMESPACE and set(dimensions) == {
+            ENDPOINT_DIMENSION,
+            VARIANT_DIMENSION,
+        }:
+            for variant_series in self.metrics.variant_series:
+                if name in variant_series.units and unit in (None, variant_series.units[name]):
+                    points = variant_series.datapoints(
+                        dimensions[ENDPOINT_DIMENSION],
+                        dimensions[VARIANT_DIMENSION],
+                        name,
+                        start,
+                        end,
+                        period,
+                    )
+                    return variant_series.units[name], points
         if metric.get("Namespace") != NAMESPACE or known is None:
             return unit or "None", []
         if unit is not None and unit != known:

@@ -28,6 +28,13 @@ from sabio.asyncinference.backlog import BacklogMetrics
 from sabio.asyncinference.endpoints import SERVING, AsyncEndpoint, AsyncEndpoints
 from sabio.asyncinference.messages import ERROR_TOPIC, SUCCESS_TOPIC, notification
 from sabio.asyncinference.queue import AsyncRequest, InvocationQueue
+from sabio.asyncinference.variant_metrics import (
+    INVOCATION_FAILURES,
+    NOTIFICATION_FAILURES,
+    REQUEST_DOWNLOAD_FAILURES,
+    RESPONSE_UPLOAD_FAILURES,
+    AsyncVariantMetrics,
+)
 from sabio.errors import ModelError, ModelNotReadyError, SabioError
 from sabio.notifications.publisher import Publisher
 from sabio.reconcile import ReconcileLoop
@@ -55,6 +62,7 @@ class Dispatcher(ReconcileLoop):
         lease_seconds: float,
         interval: float,
         backlog: BacklogMetrics | None = None,
+        variant_metrics: AsyncVariantMetrics | None = None,
     ) -> None:
         super().__init__(interval)
         self.queue = queue
@@ -65,6 +73,7 @@ class Dispatcher(ReconcileLoop):
         self.region = region
         self.lease_seconds = lease_seconds
         self.backlog = backlog
+        self.variant_metrics = variant_metrics
         self._in_flight: dict[str, set[asyncio.Task[None]]] = {}
         self._held: dict[str, AsyncRequest] = {}
         self._refreshed = 0.0
@@ -221,10 +230,15 @@ class Dispatcher(ReconcileLoop):
         if redelivered and await asyncio.to_thread(self._answered, request):
             await asyncio.to_thread(self.queue.complete, request)
             return
+        started = time.time()
+        variant = self._variant(spec["EndpointName"])
+        failures: tuple[str, ...] = (REQUEST_DOWNLOAD_FAILURES, INVOCATION_FAILURES)
         try:
-            body = request.body
-            if body is None:
-                body = await asyncio.to_thread(self._read_input, spec["InputLocation"])
+            if request.body is None:
+                body, stored_type = await asyncio.to_thread(self._read_input, spec["InputLocation"])
+            else:
+                body, stored_type = request.body, None
+            failures = (INVOCATION_FAILURES,)
             forwarded = {"x-amzn-sagemaker-inference-id": request.inference_id}
             for header, member in (
                 ("content-type", "ContentType"),
@@ -233,20 +247,53 @@ class Dispatcher(ReconcileLoop):
             ):
                 if spec.get(member):
                     forwarded[header] = spec[member]
+            if stored_type and "content-type" not in forwarded:
+                forwarded["content-type"] = stored_type
             result = await self.router.invoke(
-                spec["EndpointName"], body, forwarded, None, timeout=request.invocation_timeout
+                spec["EndpointName"], body, forwarded, variant, timeout=request.invocation_timeout
             )
         except ModelNotReadyError:
             await asyncio.to_thread(self.queue.release, request)
             return
         except SabioError as error:
-            await self._fail(request, _failure_reason(error), _failure_body(error))
+            self._count(request, variant, *failures)
+            reason, payload = _failure_reason(error), _failure_body(error)
+            await self._fail(request, reason, payload, variant, started)
             return
-        await asyncio.to_thread(
-            self._write_once, spec["OutputLocation"], result.body, result.content_type, request
-        )
+        except Exception:
+            self._count(request, variant, *failures)
+            raise
+        try:
+            await asyncio.to_thread(
+                self._write_once, spec["OutputLocation"], result.body, result.content_type, request
+            )
+        except Exception:
+            self._count(request, variant, RESPONSE_UPLOAD_FAILURES, INVOCATION_FAILURES)
+            raise
         if await asyncio.to_thread(self.queue.complete, request):
-            await self._notify(request, True, result.content_type, None, result.body)
+            await self._notify(request, True, result.content_type, None, result.body, variant)
+        self._processed(request, variant, started)
+
+    def _variant(self, endpoint: str) -> str | None:
+        """The production variant to answer the request, chosen by weight here so that its
+        failures before and after the invocation count under it; None without a route."""
+        route = self.router.route(endpoint)
+        if route is None:
+            return None
+        try:
+            return route.choose(None).name
+        except SabioError:
+            return None
+
+    def _count(self, request: AsyncRequest, variant: str | None, *metrics: str) -> None:
+        if self.variant_metrics is not None and variant is not None:
+            self.variant_metrics.count(request.request["EndpointName"], variant, *metrics)
+
+    def _processed(self, request: AsyncRequest, variant: str | None, started: float) -> None:
+        if self.variant_metrics is not None and variant is not None:
+            self.variant_metrics.processed(
+                request.request["EndpointName"], variant, request.received_at, started
+            )
 
     async def _expire(self, request: AsyncRequest) -> None:
         ttl = int(request.request.get("RequestTTLSeconds", 0))
@@ -263,11 +310,25 @@ class Dispatcher(ReconcileLoop):
         )
         await self._fail(request, reason, reason.encode())
 
-    async def _fail(self, request: AsyncRequest, reason: str, payload: bytes) -> None:
+    async def _fail(
+        self,
+        request: AsyncRequest,
+        reason: str,
+        payload: bytes,
+        variant: str | None = None,
+        started: float = 0.0,
+    ) -> None:
+        """Write the error object and notify; `variant` is the one that failed the request
+        (none for requests that expired or whose endpoint is gone)."""
         location = request.request["ErrorObject"]
-        await asyncio.to_thread(self._write_once, location, payload, "text/plain", request)
+        try:
+            await asyncio.to_thread(self._write_once, location, payload, "text/plain", request)
+        except Exception:
+            self._count(request, variant, RESPONSE_UPLOAD_FAILURES)
+            raise
         if await asyncio.to_thread(self.queue.complete, request):
-            await self._notify(request, False, None, reason, payload)
+            await self._notify(request, False, None, reason, payload, variant)
+        self._processed(request, variant, started)
 
     async def _notify(
         self,
@@ -276,6 +337,7 @@ class Dispatcher(ReconcileLoop):
         content_type: str | None,
         reason: str | None,
         payload: bytes,
+        variant: str | None,
     ) -> None:
         endpoint = self.endpoints.cached().get(request.endpoint)
         # A deleted endpoint's topics travel with its requests.
@@ -303,6 +365,7 @@ class Dispatcher(ReconcileLoop):
         try:
             await self.publisher.publish(topic, message)
         except Exception as error:
+            self._count(request, variant, NOTIFICATION_FAILURES)
             log.warning("publishing the result of %s to %s failed: %s", request.id, topic, error)
 
     # Blocking helpers (run in threads)
@@ -317,11 +380,13 @@ class Dispatcher(ReconcileLoop):
                 return True
         return False
 
-    def _read_input(self, location: str) -> bytes:
+    def _read_input(self, location: str) -> tuple[bytes, str | None]:
+        """The input's bytes and its object's Content-Type, which stands for a request's missing
+        ContentType as on SageMaker (the SageMaker SDK's `predict_async` sends none)."""
         store, uri = self.artifacts.resolve(location)
         try:
-            with store.open_read(uri) as stream:
-                return stream.read()
+            with store.open_object(uri) as reader:
+                return b"".join(reader.chunks()), reader.info.metadata.content_type
         except FileNotFoundError:
             raise ModelError(
                 f"Could not read the input object {location}: it no longer exists.",

@@ -364,6 +364,23 @@ class EndpointSeries(Protocol):
     ) -> list[Datapoint]: ...
 
 
+class VariantSeries(Protocol):
+    """Metrics another part of the server publishes per (EndpointName, VariantName), such as
+    asynchronous inference's `InvocationsProcesssed`; it keeps the figures. `exposed` names each
+    metric's `/metrics` family: a `..._total` counter of its Sum or a `..._seconds` summary."""
+
+    units: Mapping[str, str]
+    exposed: Mapping[str, tuple[str, str]]
+
+    def variants(self) -> list[tuple[str, str]]: ...
+
+    def datapoints(
+        self, endpoint: str, variant: str, metric: str, start: float, end: float, period: int
+    ) -> list[Datapoint]: ...
+
+    def lifetime(self) -> list[tuple[str, str, Mapping[str, Statistics]]]: ...
+
+
 class ServerCounter(Protocol):
     """A counter of the whole server that `/metrics` shows beside the endpoint metrics."""
 
@@ -390,6 +407,7 @@ class EndpointMetrics:
         self._recorders: dict[tuple[str, str], VariantMetrics] = {}
         self._asynchronous: frozenset[str] = frozenset()
         self.endpoint_series: list[EndpointSeries] = []
+        self.variant_series: list[VariantSeries] = []
         self.counters: list[ServerCounter] = []
         """Server-wide counters for `/metrics` (such as the async dispatcher's polls)."""
 

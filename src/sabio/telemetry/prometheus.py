@@ -15,11 +15,13 @@ from sabio.telemetry.endpoint_metrics import (
     LATENCY_BOUNDS_SECONDS,
     EndpointMetrics,
     VariantMetrics,
+    VariantSeries,
 )
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 _LE = [*(repr(b) for b in LATENCY_BOUNDS_SECONDS), "+Inf"]
+_SECONDS = {"Seconds": 1.0, "Milliseconds": 1e-3, "Microseconds": 1e-6}
 
 
 def render(metrics: EndpointMetrics) -> str:
@@ -74,11 +76,34 @@ def render(metrics: EndpointMetrics) -> str:
         starts, micros = recorder.setup_totals
         lines.append(f"sabio_model_setup_seconds_sum{{{labels}}} {micros / 1e6!r}")
         lines.append(f"sabio_model_setup_seconds_count{{{labels}}} {starts}")
+    for series in metrics.variant_series:
+        _variant_series(lines, series)
     for counter in metrics.counters:
         _family(lines, counter.name, "counter", counter.help)
         lines.append(f"{counter.name} {counter.value()}")
     lines.append("")
     return "\n".join(lines)
+
+
+def _variant_series(lines: list[str], series: VariantSeries) -> None:
+    """Each metric as its `exposed` family: a `_total` counter of the Sum, or a `_seconds`
+    summary (count and sum, converted from the metric's unit)."""
+    lifetime = [
+        (f'endpoint="{_escape(endpoint)}",variant="{_escape(variant)}"', figures)
+        for endpoint, variant, figures in series.lifetime()
+    ]
+    for metric, (name, text) in series.exposed.items():
+        if name.endswith("_total"):
+            _family(lines, name, "counter", text)
+            for labels, figures in lifetime:
+                lines.append(f"{name}{{{labels}}} {int(figures[metric].sum)}")
+            continue
+        _family(lines, name, "summary", text)
+        scale = _SECONDS[series.units[metric]]
+        for labels, figures in lifetime:
+            stats = figures[metric]
+            lines.append(f"{name}_sum{{{labels}}} {stats.sum * scale!r}")
+            lines.append(f"{name}_count{{{labels}}} {stats.sample_count}")
 
 
 def _family(lines: list[str], name: str, kind: str, text: str) -> None:
