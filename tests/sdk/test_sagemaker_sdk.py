@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -92,6 +93,43 @@ def test_sdk_v2_sklearn_estimator_fit_deploy_predict(
     assert seen["metrics"]["train:accuracy"] > 0.9
     assert seen["prediction"] == pytest.approx(seen["expected"])
     assert "accuracy=" in seen["stdout"]
+
+
+def test_sdk_v2_serving_capture_update_serverless_async(
+    server: SabioServer, tmp_path_factory: pytest.TempPathFactory
+):
+    python = sdk_environment(
+        tmp_path_factory.getbasetemp() / "sdk-v2", "sagemaker>=2.250,<3", "scikit-learn"
+    )
+    seen = run_flow(python, "sdk_v2_serving_flow.py", server, tmp_path_factory.mktemp("v2s"))
+    expected, rows = seen["expected"], seen["rows"]
+    assert [int(row[0]) for row in seen["csv"]] == expected
+    for answer in ("json", "updated", "serverless", "async"):
+        assert seen[answer] == expected, answer
+    assert seen["instances"] == 2
+    assert re.fullmatch(
+        r"s3://sdk-v2-serving/async-output/[0-9a-f-]{36}\.out", seen["async_output"]
+    )
+
+    assert seen["capture_files"] and all(
+        re.fullmatch(
+            r"s3://sdk-v2-serving/capture/sdk-capture/AllTraffic/\d{4}/\d\d/\d\d/\d\d/.+\.jsonl",
+            uri,
+        )
+        for uri in seen["capture_files"]
+    )
+    by_encoding = {r["captureData"]["endpointInput"]["encoding"]: r for r in seen["capture"]}
+    assert sorted(by_encoding) == ["CSV", "JSON"]
+    csv, as_json = by_encoding["CSV"]["captureData"], by_encoding["JSON"]["captureData"]
+    assert csv["endpointInput"]["observedContentType"] == "text/csv"
+    sent = [[float(v) for v in line.split(",")] for line in csv["endpointInput"]["data"].split()]
+    assert sent == rows
+    assert [int(v) for v in csv["endpointOutput"]["data"].split()] == expected
+    assert json.loads(as_json["endpointInput"]["data"]) == rows
+    assert json.loads(as_json["endpointOutput"]["data"]) == expected
+    for record in seen["capture"]:
+        assert record["eventVersion"] == "0"
+        assert record["eventMetadata"]["eventId"] and record["eventMetadata"]["inferenceTime"]
 
 
 def test_sdk_v3_model_trainer(server: SabioServer, tmp_path_factory: pytest.TempPathFactory):
