@@ -28,8 +28,8 @@ class BacklogMetrics:
     """Implements `EndpointSeries` (CloudWatch) and `MetricSource` (the autoscaler)."""
 
     units: Mapping[str, str] = {
-        BACKLOG_SIZE: "None",
-        BACKLOG_PER_INSTANCE: "None",
+        BACKLOG_SIZE: "Count",
+        BACKLOG_PER_INSTANCE: "Count",
         OLDEST_AGE: "Seconds",
         WITHOUT_CAPACITY: "None",
     }

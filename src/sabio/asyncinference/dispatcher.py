@@ -20,7 +20,7 @@ import io
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from sabio.artifacts.registry import ArtifactRegistry
 from sabio.artifacts.store import ObjectMetadata
@@ -29,10 +29,13 @@ from sabio.asyncinference.endpoints import SERVING, AsyncEndpoint, AsyncEndpoint
 from sabio.asyncinference.messages import ERROR_TOPIC, SUCCESS_TOPIC, notification
 from sabio.asyncinference.queue import AsyncRequest, InvocationQueue
 from sabio.asyncinference.variant_metrics import (
+    EXPIRED_REQUESTS,
     INVOCATION_FAILURES,
     NOTIFICATION_FAILURES,
     REQUEST_DOWNLOAD_FAILURES,
+    REQUEST_DOWNLOAD_LATENCY,
     RESPONSE_UPLOAD_FAILURES,
+    RESPONSE_UPLOAD_LATENCY,
     AsyncVariantMetrics,
 )
 from sabio.errors import ModelError, ModelNotReadyError, SabioError
@@ -47,6 +50,7 @@ REQUEST_MARK = "inference-request"
 _REFRESH_SECONDS = 1.0
 _EXPIRE_BATCH = 100
 _MAX_ATTEMPTS = 5  # deliveries of a request whose answer cannot be written (say, no bucket)
+_T = TypeVar("_T")
 
 
 class Dispatcher(ReconcileLoop):
@@ -235,7 +239,10 @@ class Dispatcher(ReconcileLoop):
         failures: tuple[str, ...] = (REQUEST_DOWNLOAD_FAILURES, INVOCATION_FAILURES)
         try:
             if request.body is None:
-                body, stored_type = await asyncio.to_thread(self._read_input, spec["InputLocation"])
+                (body, stored_type), took = await asyncio.to_thread(
+                    _timed, self._read_input, spec["InputLocation"]
+                )
+                self._time(request, variant, REQUEST_DOWNLOAD_LATENCY, took)
             else:
                 body, stored_type = request.body, None
             failures = (INVOCATION_FAILURES,)
@@ -264,12 +271,19 @@ class Dispatcher(ReconcileLoop):
             self._count(request, variant, *failures)
             raise
         try:
-            await asyncio.to_thread(
-                self._write_once, spec["OutputLocation"], result.body, result.content_type, request
+            wrote, took = await asyncio.to_thread(
+                _timed,
+                self._write_once,
+                spec["OutputLocation"],
+                result.body,
+                result.content_type,
+                request,
             )
         except Exception:
             self._count(request, variant, RESPONSE_UPLOAD_FAILURES, INVOCATION_FAILURES)
             raise
+        if wrote:
+            self._time(request, variant, RESPONSE_UPLOAD_LATENCY, took)
         if await asyncio.to_thread(self.queue.complete, request):
             await self._notify(request, True, result.content_type, None, result.body, variant)
         self._processed(request, variant, started)
@@ -289,6 +303,12 @@ class Dispatcher(ReconcileLoop):
         if self.variant_metrics is not None and variant is not None:
             self.variant_metrics.count(request.request["EndpointName"], variant, *metrics)
 
+    def _time(
+        self, request: AsyncRequest, variant: str | None, metric: str, seconds: float
+    ) -> None:
+        if self.variant_metrics is not None and variant is not None:
+            self.variant_metrics.timed(request.request["EndpointName"], variant, metric, seconds)
+
     def _processed(self, request: AsyncRequest, variant: str | None, started: float) -> None:
         if self.variant_metrics is not None and variant is not None:
             self.variant_metrics.processed(
@@ -302,6 +322,9 @@ class Dispatcher(ReconcileLoop):
             f"RequestTTLSeconds ({ttl} seconds) in the queue."
         )
         await self._fail(request, reason, reason.encode())
+        # AWS counts expired requests per variant, though none took them up: they count under
+        # the variant that would have, chosen by weight as for the requests answered.
+        self._count(request, self._variant(request.request["EndpointName"]), EXPIRED_REQUESTS)
 
     async def _abandon(self, request: AsyncRequest) -> None:
         reason = (
@@ -322,10 +345,14 @@ class Dispatcher(ReconcileLoop):
         (none for requests that expired or whose endpoint is gone)."""
         location = request.request["ErrorObject"]
         try:
-            await asyncio.to_thread(self._write_once, location, payload, "text/plain", request)
+            wrote, took = await asyncio.to_thread(
+                _timed, self._write_once, location, payload, "text/plain", request
+            )
         except Exception:
             self._count(request, variant, RESPONSE_UPLOAD_FAILURES)
             raise
+        if wrote:
+            self._time(request, variant, RESPONSE_UPLOAD_LATENCY, took)
         if await asyncio.to_thread(self.queue.complete, request):
             await self._notify(request, False, None, reason, payload, variant)
         self._processed(request, variant, started)
@@ -395,15 +422,16 @@ class Dispatcher(ReconcileLoop):
 
     def _write_once(
         self, location: str, payload: bytes, content_type: str | None, request: AsyncRequest
-    ) -> None:
-        """Write the answer atomically, unless this request's answer is there already."""
+    ) -> bool:
+        """Write the answer atomically, unless this request's answer is there already (False)."""
         store, uri = self.artifacts.resolve(location)
         if request.attempts > 1:
             info = store.stat(uri)
             if info is not None and info.metadata.user.get(REQUEST_MARK) == request.id:
-                return
+                return False
         metadata = ObjectMetadata(content_type=content_type, user={REQUEST_MARK: request.id})
         store.write(uri, io.BytesIO(payload), metadata)
+        return True
 
 
 class PollCounter:
@@ -418,6 +446,14 @@ class PollCounter:
 
     def value(self) -> int:
         return self.dispatcher.polls
+
+
+def _timed(work: Callable[..., _T], *args: Any) -> tuple[_T, float]:
+    """`work(*args)` and the seconds it took, measured in the thread that does the work, so the
+    wait for a free thread is not counted."""
+    began = time.perf_counter()
+    result = work(*args)
+    return result, time.perf_counter() - began
 
 
 def _failure_reason(error: SabioError) -> str:

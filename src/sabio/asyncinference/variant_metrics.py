@@ -1,10 +1,11 @@
 """The per-variant metrics of asynchronous endpoints, as SageMaker publishes them (namespace
 `AWS/SageMaker`, dimensions `EndpointName` and `VariantName`): requests processed, failures by
-kind, and how long requests waited and took.
+kind, requests that expired in the queue, how long requests waited and took, and how long
+reading their input object and writing their answer took.
 
-The dispatcher records each event as it happens (`count`, `processed`): a few additions to the
-open one-minute bucket of the (endpoint, variant), on the event loop, so no lock. Buckets are
-kept for three hours for the CloudWatch API; lifetime totals feed `/metrics`. Nothing is
+The dispatcher records each event as it happens (`count`, `processed`, `timed`): a few additions
+to the open one-minute bucket of the (endpoint, variant), on the event loop, so no lock. Buckets
+are kept for three hours for the CloudWatch API; lifetime totals feed `/metrics`. Nothing is
 persisted: a restart starts from zero, as for the other endpoint metrics.
 """
 
@@ -26,8 +27,11 @@ REQUEST_DOWNLOAD_FAILURES = "RequestDownloadFailures"
 RESPONSE_UPLOAD_FAILURES = "ResponseUploadFailures"
 NOTIFICATION_FAILURES = "NotificationFailures"
 INVOCATION_FAILURES = "InvocationFailures"
+EXPIRED_REQUESTS = "ExpiredRequests"
 TIME_IN_BACKLOG = "TimeInBacklog"
 TOTAL_PROCESSING_TIME = "TotalProcessingTime"
+REQUEST_DOWNLOAD_LATENCY = "RequestDownloadLatency"
+RESPONSE_UPLOAD_LATENCY = "ResponseUploadLatency"
 
 COUNTS = (
     PROCESSED,
@@ -35,11 +39,20 @@ COUNTS = (
     RESPONSE_UPLOAD_FAILURES,
     NOTIFICATION_FAILURES,
     INVOCATION_FAILURES,
+    EXPIRED_REQUESTS,
 )
 """Metrics of which each event is one sample of 1 (only `Sum` means much, as AWS says)."""
-TIMES = (TIME_IN_BACKLOG, TOTAL_PROCESSING_TIME)
-"""Metrics of which each processed request is one sample, in milliseconds."""
+TIMES = (TIME_IN_BACKLOG, TOTAL_PROCESSING_TIME, REQUEST_DOWNLOAD_LATENCY, RESPONSE_UPLOAD_LATENCY)
+"""Metrics of which each measurement is one sample, in the unit AWS documents for it."""
+TIME_UNITS = {
+    TIME_IN_BACKLOG: "Microseconds",
+    TOTAL_PROCESSING_TIME: "Milliseconds",
+    REQUEST_DOWNLOAD_LATENCY: "Microseconds",
+    RESPONSE_UPLOAD_LATENCY: "Microseconds",
+}
+_PER_SECOND = {"Milliseconds": 1e3, "Microseconds": 1e6}
 _INDEX = {name: index for index, name in enumerate(COUNTS)}
+_TIME_INDEX = {name: index for index, name in enumerate(TIMES)}
 
 
 class _Bucket:
@@ -57,7 +70,7 @@ class _Bucket:
         if index is not None:
             count = self.counts[index]
             return Statistics(count, float(count), 1.0, 1.0) if count else None
-        n, total, low, high = self.times[TIMES.index(metric)]
+        n, total, low, high = self.times[_TIME_INDEX[metric]]
         return Statistics(int(n), total, low, high) if n else None
 
 
@@ -76,11 +89,7 @@ class AsyncVariantMetrics:
     """Implements `VariantSeries`: the CloudWatch API reads its datapoints and `/metrics` its
     lifetime totals."""
 
-    units: Mapping[str, str] = {
-        **dict.fromkeys(COUNTS, "None"),
-        TIME_IN_BACKLOG: "Milliseconds",
-        TOTAL_PROCESSING_TIME: "Milliseconds",
-    }
+    units: Mapping[str, str] = {**dict.fromkeys(COUNTS, "Count"), **TIME_UNITS}
     exposed: Mapping[str, tuple[str, str]] = {
         PROCESSED: (
             "sabio_async_invocations_processed_total",
@@ -102,6 +111,10 @@ class AsyncVariantMetrics:
             "sabio_async_invocation_failures_total",
             "Attempts at asynchronous requests that failed for any reason.",
         ),
+        EXPIRED_REQUESTS: (
+            "sabio_async_expired_requests_total",
+            "Asynchronous requests that waited in the queue past their RequestTTLSeconds.",
+        ),
         TIME_IN_BACKLOG: (
             "sabio_async_time_in_backlog_seconds",
             "Time asynchronous requests waited in the queue before a variant took them up.",
@@ -109,6 +122,14 @@ class AsyncVariantMetrics:
         TOTAL_PROCESSING_TIME: (
             "sabio_async_total_processing_seconds",
             "Time from accepting an asynchronous request to its answer and notification.",
+        ),
+        REQUEST_DOWNLOAD_LATENCY: (
+            "sabio_async_request_download_latency_seconds",
+            "Time reading the input objects of asynchronous requests took.",
+        ),
+        RESPONSE_UPLOAD_LATENCY: (
+            "sabio_async_response_upload_latency_seconds",
+            "Time writing the answer or error objects of asynchronous requests took.",
         ),
     }
 
@@ -140,19 +161,28 @@ class AsyncVariantMetrics:
         recorder, bucket = self._open(endpoint, variant, now)
         recorder.totals[0] += 1
         bucket.counts[0] += 1
-        for index, value in enumerate(
-            (max(0.0, started_at - received_at) * 1000, max(0.0, now - received_at) * 1000)
-        ):
-            cell = bucket.times[index]
-            if not cell[0] or value < cell[2]:
-                cell[2] = value
-            if not cell[0] or value > cell[3]:
-                cell[3] = value
-            cell[0] += 1
-            cell[1] += value
-            total = recorder.time_totals[index]
-            total[0] += 1
-            total[1] += value
+        self._sample(recorder, bucket, TIME_IN_BACKLOG, started_at - received_at)
+        self._sample(recorder, bucket, TOTAL_PROCESSING_TIME, now - received_at)
+
+    def timed(self, endpoint: str, variant: str, metric: str, seconds: float) -> None:
+        """One measurement of `metric` (a name in `TIMES`), taken in seconds."""
+        recorder, bucket = self._open(endpoint, variant)
+        self._sample(recorder, bucket, metric, seconds)
+
+    @staticmethod
+    def _sample(recorder: _Recorder, bucket: _Bucket, metric: str, seconds: float) -> None:
+        index = _TIME_INDEX[metric]
+        value = max(0.0, seconds) * _PER_SECOND[TIME_UNITS[metric]]
+        cell = bucket.times[index]
+        if not cell[0] or value < cell[2]:
+            cell[2] = value
+        if not cell[0] or value > cell[3]:
+            cell[3] = value
+        cell[0] += 1
+        cell[1] += value
+        total = recorder.time_totals[index]
+        total[0] += 1
+        total[1] += value
 
     def _open(
         self, endpoint: str, variant: str, now: float | None = None
