@@ -1,6 +1,7 @@
 """Carrying out scaling decisions: each change becomes a scaling activity on its target and
 goes to the endpoint through UpdateEndpointWeightsAndCapacities, the path a user's own call
-takes; the activity follows the endpoint until the count is reached or the change failed.
+takes (a DesiredInstanceCount, or a ServerlessUpdateConfig for provisioned concurrency); the
+activity follows the endpoint until the capacity is reached or the change failed.
 
 Runs in a worker thread (it reads and writes the store).
 """
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sabio.autoscaling import records
+from sabio.autoscaling.dimensions import Dimension, dimension
 from sabio.autoscaling.records import Records
 from sabio.autoscaling.service import parse_resource_id
 from sabio.endpoints.service import DELETING, FAILED, IN_SERVICE, EndpointService
@@ -32,6 +34,10 @@ class View:
     proposal: tuple[int, str] | None = None
     not_scaled: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def dimension(self) -> Dimension:
+        return dimension(self.target.spec.get("ScalableDimension"))
 
 
 class Changes:
@@ -59,7 +65,7 @@ class Changes:
             if endpoint.status == IN_SERVICE:
                 self._apply(view, pending[0])
             elif endpoint.status == FAILED:
-                message = records.failed_message(int(pending[0]["Desired"]), "the endpoint failed")
+                message = self._failed(view, int(pending[0]["Desired"]), "the endpoint failed")
                 self._finish(view, pending[0], records.FAILED, message)
             return True
         if view.not_scaled is not None:
@@ -67,8 +73,12 @@ class Changes:
             self.records.change_state(resource_id, lambda s: records.add_not_scaled(s, activity))
         if view.proposal is not None:
             desired, cause = view.proposal
-            activity = records.new_activity(resource_id, desired, cause)
+            activity = records.new_activity(
+                resource_id, desired, cause, scalable_dimension=view.dimension.name
+            )
             activity["Direction"] = view.extra["direction"]
+            if view.extra.get("capped"):
+                activity["Capped"] = view.extra["capped"]
             self.records.change_state(resource_id, lambda s: records.add_activity(s, activity))
             self._apply(view, activity)
         return True
@@ -80,24 +90,23 @@ class Changes:
         desired = int(activity["Desired"])
         if endpoint.status == FAILED:
             self._finish(
-                view,
-                activity,
-                records.FAILED,
-                records.failed_message(desired, "the endpoint failed"),
+                view, activity, records.FAILED, self._failed(view, desired, "the endpoint failed")
             )
             return
         if endpoint.status != IN_SERVICE:
             return
-        counts = {
-            v["VariantName"]: v.get("CurrentInstanceCount")
+        dimension = view.dimension
+        served = {
+            v["VariantName"]: dimension.served(v)
             for v in endpoint.state.get("ProductionVariants") or []
         }
-        if int(view.variant.get("InitialInstanceCount") or 0) != desired:
+        if dimension.current(view.variant) != desired:
             reason = endpoint.state.get("FailureReason") or "the endpoint did not take the change"
-            self._finish(view, activity, records.FAILED, records.failed_message(desired, reason))
-        elif counts.get(view.variant["VariantName"]) == desired:
+            self._finish(view, activity, records.FAILED, self._failed(view, desired, reason))
+        elif served.get(view.variant["VariantName"]) == desired:
+            capped = f" ({activity['Capped']})" if activity.get("Capped") else ""
             message = (
-                f"Successfully set desired instance count to {desired}. "
+                f"Successfully set desired {dimension.noun} to {desired}{capped}. "
                 "Change successfully fulfilled by sagemaker."
             )
             self._finish(view, activity, records.SUCCESSFUL, message)
@@ -107,21 +116,26 @@ class Changes:
         desired = int(activity["Desired"])
         request = {
             "EndpointName": endpoint_name,
-            "DesiredWeightsAndCapacities": [
-                {"VariantName": variant_name, "DesiredInstanceCount": desired}
-            ],
+            "DesiredWeightsAndCapacities": [view.dimension.desired(variant_name, desired)],
         }
         try:
             self.endpoints.update_endpoint_weights_and_capacities(request)
         except ResourceInUseError:
             return  # the endpoint is being changed; stay Pending and try again
         except SabioError as error:
-            self._finish(
-                view, activity, records.FAILED, records.failed_message(desired, error.message)
-            )
+            self._finish(view, activity, records.FAILED, self._failed(view, desired, error.message))
             return
-        log.info("scaling %s to %d instances (%s)", view.target.name, desired, activity["Cause"])
+        log.info(
+            "setting %s of %s to %d (%s)",
+            view.dimension.noun,
+            view.target.name,
+            desired,
+            activity["Cause"],
+        )
         self._update(view, activity["ActivityId"], {"StatusCode": records.IN_PROGRESS})
+
+    def _failed(self, view: View, desired: int, reason: str) -> str:
+        return records.failed_message(desired, reason, view.dimension.name)
 
     def _finish(self, view: View, activity: dict[str, Any], status: str, message: str) -> None:
         def change(state: dict[str, Any]) -> None:

@@ -15,12 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sabio.autoscaling.dimensions import INSTANCE_COUNT, dimension
 from sabio.resources import SCALABLE_TARGET, SCALING_POLICY
 from sabio.store.entities import Resource
 from sabio.store.repository import AlreadyExists, Repository
 
 NAMESPACE = "sagemaker"
-DIMENSION = "sagemaker:variant:DesiredInstanceCount"
+DIMENSION = INSTANCE_COUNT
 MAX_ACTIVITIES = 100
 MAX_NOT_SCALED = 20
 
@@ -133,14 +134,20 @@ class Records:
 
 
 def new_activity(
-    resource_id: str, desired: int, cause: str, *, status: str = PENDING
+    resource_id: str,
+    desired: int,
+    cause: str,
+    *,
+    status: str = PENDING,
+    scalable_dimension: str = DIMENSION,
 ) -> dict[str, Any]:
+    noun = dimension(scalable_dimension).noun
     return {
         "ActivityId": str(uuid.uuid4()),
         "ServiceNamespace": NAMESPACE,
         "ResourceId": resource_id,
-        "ScalableDimension": DIMENSION,
-        "Description": f"Setting desired instance count to {desired}.",
+        "ScalableDimension": scalable_dimension,
+        "Description": f"Setting desired {noun} to {desired}.",
         "Cause": cause,
         "StartTime": time.time(),
         "StatusCode": status,
@@ -174,9 +181,10 @@ def find_activity(state: dict[str, Any], activity_id: str) -> dict[str, Any] | N
     return None
 
 
-def failed_message(desired: int, reason: str) -> str:
-    return f"Failed to set desired instance count to {desired}. Reason: {reason}"
+def failed_message(desired: int, reason: str, scalable_dimension: str = DIMENSION) -> str:
+    noun = dimension(scalable_dimension).noun
+    return f"Failed to set desired {noun} to {desired}. Reason: {reason}"
 
 
 def wire_activity(activity: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in activity.items() if k not in ("Desired", "Direction")}
+    return {k: v for k, v in activity.items() if k not in ("Desired", "Direction", "Capped")}

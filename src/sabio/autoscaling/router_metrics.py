@@ -5,6 +5,10 @@ The recorders keep one-minute buckets; the autoscaler's period may be shorter (s
 tests), so this source samples each recorder's cumulative counters whenever it is asked and
 differences the newest sample against the one a period older. A variant the router serves and
 that saw no invocation in the window reads 0, not "no data", so an idle endpoint scales in.
+
+A serverless variant's `ServerlessProvisionedConcurrency*` metrics are read the same way from
+its concurrency recorder (`sabio.telemetry.serverless_metrics`): executions and utilization are
+time-weighted (their `Average` over the window), the invocation counts are summed.
 """
 
 from __future__ import annotations
@@ -17,13 +21,20 @@ from sabio.telemetry.endpoint_metrics import (
     ENDPOINT_DIMENSION,
     INVOCATIONS,
     NAMESPACE,
+    PC_EXECUTIONS,
+    PC_INVOCATIONS,
+    PC_SPILLOVER,
+    PC_UTILIZATION,
     PER_INSTANCE,
+    PROVISIONED_CONCURRENCY,
     VARIANT_DIMENSION,
     EndpointMetrics,
 )
 
 Sample = tuple[float, int, float]
 """(monotonic time, invocations so far, InvocationsPerInstance sum so far)."""
+ConcurrencySample = tuple[float, tuple[float, float, float, int, int]]
+"""(monotonic time, the concurrency recorder's cumulative figures)."""
 
 
 class RouterMetricSource:
@@ -35,6 +46,7 @@ class RouterMetricSource:
         self.metrics = metrics
         self.clock = clock
         self._samples: dict[tuple[str, str, float], deque[Sample]] = {}
+        self._concurrency: dict[tuple[str, str, float], deque[ConcurrencySample]] = {}
 
     def metric_value(
         self,
@@ -44,11 +56,17 @@ class RouterMetricSource:
         statistic: str,
         period_seconds: float,
     ) -> float | None:
-        if namespace != NAMESPACE or metric_name not in (INVOCATIONS, PER_INSTANCE):
+        if namespace != NAMESPACE or metric_name not in (
+            INVOCATIONS,
+            PER_INSTANCE,
+            *PROVISIONED_CONCURRENCY,
+        ):
             return None
         if set(dimensions) != {ENDPOINT_DIMENSION, VARIANT_DIMENSION}:
             return None
         endpoint, variant = dimensions[ENDPOINT_DIMENSION], dimensions[VARIANT_DIMENSION]
+        if metric_name in PROVISIONED_CONCURRENCY:
+            return self._provisioned(endpoint, variant, metric_name, statistic, period_seconds)
         key = (endpoint.lower(), variant, period_seconds)
         recorder = self.metrics.find(endpoint, variant)
         if recorder is None:
@@ -74,3 +92,33 @@ class RouterMetricSource:
         if statistic == "Average":
             return total / invocations if invocations else 0.0
         return None
+
+    def _provisioned(
+        self, endpoint: str, variant: str, metric_name: str, statistic: str, period: float
+    ) -> float | None:
+        key = (endpoint.lower(), variant, period)
+        recorder = self.metrics.find(endpoint, variant)
+        concurrency = recorder.concurrency if recorder is not None else None
+        if recorder is None or recorder.source is None or concurrency is None:
+            self._concurrency.pop(key, None)
+            return None
+        now = self.clock()
+        samples = self._concurrency.setdefault(key, deque())
+        samples.append((now, concurrency.cumulative()))
+        while len(samples) > 2 and samples[1][0] <= now - period:
+            samples.popleft()
+        if len(samples) < 2:
+            return None
+        base, latest = samples[0][1], samples[-1][1]
+        if metric_name in (PC_INVOCATIONS, PC_SPILLOVER):
+            index = 3 if metric_name == PC_INVOCATIONS else 4
+            count = float(latest[index] - base[index])
+            if statistic == "SampleCount":
+                return 1.0
+            return count if statistic in ("Sum", "Average", "Maximum", "Minimum") else None
+        seconds = latest[0] - base[0]
+        if statistic != "Average" or seconds <= 0:
+            return None
+        index = 1 if metric_name == PC_EXECUTIONS else 2
+        assert metric_name in (PC_EXECUTIONS, PC_UTILIZATION)
+        return (latest[index] - base[index]) / seconds

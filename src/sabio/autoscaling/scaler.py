@@ -1,5 +1,6 @@
 """The autoscaler: a loop in the server that evaluates every scaling policy against its metric
-and changes variants' desired instance counts through UpdateEndpointWeightsAndCapacities, the
+and changes variants' desired instance counts (or a serverless variant's provisioned
+concurrency, never above its MaxConcurrency) through UpdateEndpointWeightsAndCapacities, the
 path a user's own call takes, so the endpoint controller starts and stops the workers.
 
 Each change is a scaling activity on its target: `Pending` until the endpoint can take it (not
@@ -27,7 +28,7 @@ from sabio.endpoints.service import IN_SERVICE, EndpointService
 from sabio.reconcile import ReconcileLoop
 from sabio.resources import ENDPOINT, METRIC_ALARM
 from sabio.store.entities import Resource
-from sabio.telemetry.endpoint_metrics import NAMESPACE, PER_INSTANCE
+from sabio.telemetry.endpoint_metrics import NAMESPACE
 
 log = logging.getLogger("sabio.autoscaling")
 
@@ -121,7 +122,10 @@ class Scaler(ReconcileLoop):
             for a in view.target.state.get("Activities", [])
         ):
             return
-        current = int(variant.get("InitialInstanceCount") or 0)
+        dimension = view.dimension
+        if not dimension.fits(variant):
+            return  # the variant changed kind (UpdateEndpoint); its target no longer applies
+        current = dimension.current(variant)
         outs: list[tuple[int, str]] = []
         ins: list[tuple[int, str]] = []
         tracking_ins: list[tuple[int, str]] = []
@@ -150,12 +154,25 @@ class Scaler(ReconcileLoop):
         desired, cause = view.proposal
         minimum, maximum = view.target.spec["MinCapacity"], view.target.spec["MaxCapacity"]
         clamped = policies.clamp(desired, minimum, maximum)
+        ceiling = dimension.ceiling(variant)
+        if ceiling is not None and clamped > ceiling:
+            # A serverless variant takes no more provisioned concurrency than MaxConcurrency.
+            clamped = max(ceiling, current)
+            maximum = min(maximum, ceiling)
+            view.extra["capped"] = (
+                f"capped at the variant's MaxConcurrency of {ceiling}, below the scalable "
+                f"target's MaxCapacity of {view.target.spec['MaxCapacity']}"
+            )
         if clamped == current:
             code = "AlreadyAtMaxCapacity" if desired > current else "AlreadyAtMinCapacity"
             newest = (state.get("NotScaled") or [{}])[0]
             if (newest.get("NotScaledReasons") or [{}])[0].get("Code") != code:
-                activity = records.new_activity(view.target.name, desired, cause)
-                records.finish(activity, records.FAILED, records.failed_message(desired, code))
+                activity = records.new_activity(
+                    view.target.name, desired, cause, scalable_dimension=dimension.name
+                )
+                records.finish(
+                    activity, records.FAILED, records.failed_message(desired, code, dimension.name)
+                )
                 activity["NotScaledReasons"] = [
                     {"Code": code, "MaxCapacity": maximum, "MinCapacity": minimum,
                      "CurrentCapacity": current}
@@ -217,8 +234,11 @@ class Scaler(ReconcileLoop):
         endpoint_name, variant_name = parse_resource_id(view.target.name) or ("", "")
         customized = config.get("CustomizedMetricSpecification")
         if customized is None:
+            tracked = view.dimension
             dimensions = {"EndpointName": endpoint_name, "VariantName": variant_name}
-            return self._metric(NAMESPACE, PER_INSTANCE, dimensions, "Sum", self.period)
+            return self._metric(
+                NAMESPACE, tracked.metric, dimensions, tracked.statistic, self.period
+            )
         dimensions = {d["Name"]: d["Value"] for d in customized.get("Dimensions") or []}
         return self._metric(
             customized["Namespace"],

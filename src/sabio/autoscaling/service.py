@@ -1,8 +1,10 @@
 """The Application Auto Scaling operations SageMaker users call, for endpoint variants.
 
 They record scalable targets and policies and return; the autoscaler (`scaler.py`) acts on them.
-Only `ServiceNamespace=sagemaker`, `ScalableDimension=sagemaker:variant:DesiredInstanceCount`
-and ResourceIds `endpoint/<endpoint>/variant/<variant>` are served.
+Only `ServiceNamespace=sagemaker`, the variant dimensions of `dimensions.py` (instance count of a
+variant on instances, provisioned concurrency of a serverless one) and ResourceIds
+`endpoint/<endpoint>/variant/<variant>` are served. A variant has one target: the dimension its
+kind has.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from sabio.autoscaling import records, validation
+from sabio.autoscaling.dimensions import DIMENSIONS, Dimension
 from sabio.autoscaling.errors import InvalidNextTokenError, ObjectNotFoundError, target_not_found
-from sabio.autoscaling.records import DIMENSION, NAMESPACE, Records
+from sabio.autoscaling.records import NAMESPACE, Records
 from sabio.errors import ValidationError
 from sabio.resources import ENDPOINT, METRIC_ALARM
 from sabio.store.entities import Resource
@@ -54,9 +57,9 @@ class ScalingService:
     # Scalable targets
 
     def register_scalable_target(self, p: dict[str, Any]) -> dict[str, Any]:
-        resource_id = _supported(p)
-        variant = self._variant(resource_id)
-        existing = self.records.target(resource_id)
+        resource_id, dimension = _supported(p)
+        variant = self._variant(resource_id, dimension)
+        existing = self._target(resource_id, dimension)
         spec = dict(existing.spec) if existing is not None else {}
         if existing is None and ("MinCapacity" not in p or "MaxCapacity" not in p):
             raise ValidationError(
@@ -74,6 +77,10 @@ class ScalingService:
             )
         if maximum < 1:
             raise ValidationError("MaxCapacity must be at least 1 for a SageMaker variant.")
+        if minimum < 1 and dimension.serverless:
+            raise ValidationError(
+                f"MinCapacity must be at least 1 for scalable dimension {dimension.name}."
+            )
         if minimum < 1 and not variant["Async"]:
             raise ValidationError(
                 "MinCapacity 0 is only supported for variants of asynchronous inference "
@@ -85,7 +92,7 @@ class ScalingService:
             {
                 "ServiceNamespace": NAMESPACE,
                 "ResourceId": resource_id,
-                "ScalableDimension": DIMENSION,
+                "ScalableDimension": dimension.name,
                 "SuspendedState": {
                     key: bool(suspended.get(key, False))
                     for key in (
@@ -103,16 +110,21 @@ class ScalingService:
             target = self.records.create_target(resource_id, spec)
         else:
             target = self.records.update_target_spec(resource_id, spec) or existing
-        self._clamp_into_range(resource_id, variant["Count"], minimum, maximum)
+        self._clamp_into_range(resource_id, dimension, variant["Count"], minimum, maximum)
         return {"ScalableTargetARN": target.arn}
 
-    def _clamp_into_range(self, resource_id: str, current: int, minimum: int, maximum: int) -> None:
+    def _clamp_into_range(
+        self, resource_id: str, dimension: Dimension, current: int, minimum: int, maximum: int
+    ) -> None:
         """Registering a range that excludes the current count is itself a scaling activity."""
         if minimum <= current <= maximum:
             return
         desired, bound = (minimum, "minimum") if current < minimum else (maximum, "maximum")
         activity = records.new_activity(
-            resource_id, desired, f"{bound} capacity was set to {desired}"
+            resource_id,
+            desired,
+            f"{bound} capacity was set to {desired}",
+            scalable_dimension=dimension.name,
         )
         activity["Direction"] = "out" if desired > current else "in"
         self.records.change_state(resource_id, lambda state: records.add_activity(state, activity))
@@ -124,7 +136,7 @@ class ScalingService:
         found = [
             t
             for t in self.records.targets()
-            if (not wanted or t.name.lower() in wanted) and _dimension_matches(p)
+            if (not wanted or t.name.lower() in wanted) and _dimension_matches(p, t.spec)
         ]
         page, token = _page(sorted(found, key=lambda t: t.created_at), p)
         response: dict[str, Any] = {"ScalableTargets": [_target_wire(t) for t in page]}
@@ -133,35 +145,39 @@ class ScalingService:
         return response
 
     def deregister_scalable_target(self, p: dict[str, Any]) -> dict[str, Any]:
-        resource_id = _supported(p)
-        if not self.records.delete_target(resource_id):
-            raise target_not_found(resource_id, NAMESPACE, DIMENSION)
+        resource_id, dimension = _supported(p)
+        target = self._target(resource_id, dimension)
+        if target is None or not self.records.delete_target(target.name):
+            raise target_not_found(resource_id, NAMESPACE, dimension.name)
         self.notify()
         return {}
 
     # Scaling policies
 
     def put_scaling_policy(self, p: dict[str, Any]) -> dict[str, Any]:
-        resource_id = _supported(p)
-        target = self.records.target(resource_id)
+        resource_id, dimension = _supported(p)
+        target = self._target(resource_id, dimension)
         if target is None:
-            raise target_not_found(resource_id, NAMESPACE, DIMENSION)
+            raise target_not_found(resource_id, NAMESPACE, dimension.name)
         resource_id = target.name
         policy_type = p.get("PolicyType") or "StepScaling"
         spec: dict[str, Any] = {
             "PolicyName": p["PolicyName"],
             "ServiceNamespace": NAMESPACE,
             "ResourceId": resource_id,
-            "ScalableDimension": DIMENSION,
+            "ScalableDimension": dimension.name,
             "PolicyType": policy_type,
         }
         if policy_type == "TargetTrackingScaling":
-            spec["TargetTrackingScalingPolicyConfiguration"] = validation.target_tracking(p)
+            spec["TargetTrackingScalingPolicyConfiguration"] = validation.target_tracking(
+                p, dimension
+            )
         elif policy_type == "StepScaling":
             spec["StepScalingPolicyConfiguration"] = validation.step_scaling(p)
         else:
             raise ValidationError(
-                f"Policy type {policy_type} is not supported for scalable dimension {DIMENSION}."
+                f"Policy type {policy_type} is not supported for scalable dimension "
+                f"{dimension.name}."
             )
         existing = self.records.policy(resource_id, p["PolicyName"])
         if existing is not None and existing.spec["PolicyType"] == policy_type:
@@ -199,7 +215,7 @@ class ScalingService:
             for policy in self.records.policies()
             if (not names or policy.spec["PolicyName"] in names)
             and (not resource_id or policy.spec["ResourceId"].lower() == resource_id)
-            and _dimension_matches(p)
+            and _dimension_matches(p, policy.spec)
         ]
         page, token = _page(sorted(found, key=lambda r: r.spec["CreationTime"]), p)
         # A step policy's alarms are the metric alarms whose actions name it.
@@ -219,11 +235,17 @@ class ScalingService:
         return response
 
     def delete_scaling_policy(self, p: dict[str, Any]) -> dict[str, Any]:
-        resource_id = _supported(p)
-        if not self.records.delete_policy(resource_id, p["PolicyName"]):
+        resource_id, dimension = _supported(p)
+        policy = self.records.policy(resource_id, p["PolicyName"])
+        if (
+            policy is None
+            or not _dimension_matches(p, policy.spec)
+            or not self.records.delete_policy(resource_id, p["PolicyName"])
+        ):
             raise ObjectNotFoundError(
                 f"No scaling policy found for service namespace: {NAMESPACE}, resource ID: "
-                f"{resource_id}, scalable dimension: {DIMENSION}, policy name: {p['PolicyName']}"
+                f"{resource_id}, scalable dimension: {dimension.name}, policy name: "
+                f"{p['PolicyName']}"
             )
         self.notify()
         return {}
@@ -235,7 +257,9 @@ class ScalingService:
         resource_id = (p.get("ResourceId") or "").lower()
         found: list[dict[str, Any]] = []
         for target in self.records.targets():
-            if (resource_id and target.name.lower() != resource_id) or not _dimension_matches(p):
+            if (resource_id and target.name.lower() != resource_id) or not _dimension_matches(
+                p, target.spec
+            ):
                 continue
             found.extend(target.state.get("Activities", []))
             if p.get("IncludeNotScaledActivities"):
@@ -249,8 +273,16 @@ class ScalingService:
 
     # Helpers
 
-    def _variant(self, resource_id: str) -> dict[str, Any]:
-        """The variant a ResourceId names: its desired count and whether it is asynchronous."""
+    def _target(self, resource_id: str, dimension: Dimension) -> Resource | None:
+        """The variant's target, if it is registered for this dimension."""
+        target = self.records.target(resource_id)
+        if target is None or target.spec.get("ScalableDimension") != dimension.name:
+            return None
+        return target
+
+    def _variant(self, resource_id: str, dimension: Dimension) -> dict[str, Any]:
+        """The variant a ResourceId names, if it has the dimension's capacity: its desired
+        capacity and whether it is asynchronous."""
         endpoint_name, variant_name = parse_resource_id(resource_id) or ("", "")
         endpoint = self.records.repository.get(ENDPOINT.key, endpoint_name)
         if endpoint is None:
@@ -259,13 +291,9 @@ class ScalingService:
             )
         for variant in endpoint.spec["Config"]["ProductionVariants"]:
             if variant["VariantName"] == variant_name:
-                if variant.get("ServerlessConfig"):
-                    raise ValidationError(
-                        f"Variant {variant_name} is serverless; it has no instance count to "
-                        f"scale with {DIMENSION}."
-                    )
+                _check_fits(variant, dimension)
                 return {
-                    "Count": int(variant.get("InitialInstanceCount") or 0),
+                    "Count": dimension.current(variant),
                     "Async": bool(endpoint.spec["Config"].get("AsyncInferenceConfig")),
                 }
         raise ValidationError(
@@ -279,19 +307,46 @@ def _namespace(p: dict[str, Any]) -> None:
         raise ValidationError(f"Service namespace {p['ServiceNamespace']} is not supported.")
 
 
-def _supported(p: dict[str, Any]) -> str:
+def _supported(p: dict[str, Any]) -> tuple[str, Dimension]:
     resource_id: str = p["ResourceId"]
+    dimension = DIMENSIONS.get(p["ScalableDimension"])
     if (
         p["ServiceNamespace"] != NAMESPACE
-        or p["ScalableDimension"] != DIMENSION
+        or dimension is None
         or parse_resource_id(resource_id) is None
     ):
         raise ValidationError(UNSUPPORTED)
-    return resource_id
+    return resource_id, dimension
 
 
-def _dimension_matches(p: dict[str, Any]) -> bool:
-    return p.get("ScalableDimension") in (None, DIMENSION)
+def _check_fits(variant: dict[str, Any], dimension: Dimension) -> None:
+    """Instance counts scale variants on instances; provisioned concurrency scales serverless
+    variants that have some."""
+    if dimension.fits(variant):
+        return
+    name = variant["VariantName"]
+    if not dimension.serverless:
+        raise ValidationError(
+            f"Variant {name} is serverless; it has no instance count to scale with "
+            f"{dimension.name}. Scale its provisioned concurrency with "
+            "sagemaker:variant:DesiredProvisionedConcurrency."
+        )
+    if not variant.get("ServerlessConfig"):
+        raise ValidationError(
+            f"Variant {name} runs on instances; {dimension.name} applies only to serverless "
+            "variants with ProvisionedConcurrency. Scale its instance count with "
+            "sagemaker:variant:DesiredInstanceCount."
+        )
+    raise ValidationError(
+        f"Variant {name} is serverless without ProvisionedConcurrency; {dimension.name} "
+        "scales a serverless variant's ProvisionedConcurrency. Give the variant "
+        "ProvisionedConcurrency first (UpdateEndpointWeightsAndCapacities with a "
+        "ServerlessUpdateConfig)."
+    )
+
+
+def _dimension_matches(p: dict[str, Any], spec: dict[str, Any]) -> bool:
+    return p.get("ScalableDimension") in (None, spec.get("ScalableDimension"))
 
 
 def _service_linked_role(account_id: str) -> str:

@@ -6,15 +6,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from sabio.autoscaling.dimensions import DIMENSIONS, INSTANCE_COUNT, Dimension
 from sabio.autoscaling.policies import step_intervals_problem
-from sabio.autoscaling.records import DIMENSION
 from sabio.errors import ValidationError
 
-PREDEFINED = "SageMakerVariantInvocationsPerInstance"
 DEFAULT_COOLDOWN = 300
 
 
-def target_tracking(p: dict[str, Any]) -> dict[str, Any]:
+def target_tracking(
+    p: dict[str, Any], dimension: Dimension = DIMENSIONS[INSTANCE_COUNT]
+) -> dict[str, Any]:
     config = p.get("TargetTrackingScalingPolicyConfiguration")
     if config is None:
         raise ValidationError(
@@ -34,10 +35,10 @@ def target_tracking(p: dict[str, Any]) -> dict[str, Any]:
             "Exactly one of PredefinedMetricSpecification and CustomizedMetricSpecification "
             "must be given."
         )
-    if predefined is not None and predefined["PredefinedMetricType"] != PREDEFINED:
+    if predefined is not None and predefined["PredefinedMetricType"] != dimension.predefined:
         raise ValidationError(
             f"Predefined metric type {predefined['PredefinedMetricType']} is not supported for "
-            f"scalable dimension {DIMENSION}; use {PREDEFINED}."
+            f"scalable dimension {dimension.name}; use {dimension.predefined}."
         )
     if customized is not None:
         if customized.get("Metrics"):

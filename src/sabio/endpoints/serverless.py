@@ -20,6 +20,9 @@ front of the router's variant as its admission gate (`Gate`):
 - `UpdateEndpointWeightsAndCapacities` changes `MaxConcurrency` and `ProvisionedConcurrency` of
   a running pool in place (`resize`), without a new pool and without touching requests in
   flight.
+- A variant with provisioned concurrency reports its concurrency and each invocation (within
+  the provisioned concurrency or spilling over) to its recorder, for SageMaker's
+  `ServerlessProvisionedConcurrency*` metrics (`sabio.telemetry.serverless_metrics`).
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from sabio.endpoints.deployment import (
 from sabio.errors import ModelError, ModelNotReadyError, SabioError
 from sabio.serving.forked_workers import ForkedProcess, PrewarmParent
 from sabio.serving.router import Variant
+from sabio.telemetry.serverless_metrics import ConcurrencyRecorder
 
 log = logging.getLogger("sabio.endpoints.serverless")
 
@@ -124,6 +128,7 @@ class ServerlessPool:
         self.in_flight += 1
         self.last_used = time.monotonic()
         self._window_peak = max(self._window_peak, self.in_flight)
+        self._report_concurrency(invoked=True)
         try:
             # One worker per request in flight: start another while there are fewer.
             if self.in_flight > self._healthy_count() + len(self._starting) and self._room():
@@ -137,6 +142,7 @@ class ServerlessPool:
     def leave(self) -> None:
         self.in_flight -= 1
         self.last_used = time.monotonic()
+        self._report_concurrency()
 
     # Lifecycle, called by the controller.
 
@@ -154,6 +160,7 @@ class ServerlessPool:
         self.variant = variant
         variant.gate = self
         self._publish()
+        self._report_concurrency()
 
     async def tick(self) -> None:
         """Remove dead workers, stop idle ones, keep the provisioned ones running."""
@@ -172,6 +179,7 @@ class ServerlessPool:
         any over the new cap) stop; new provisioned workers are up before this returns, and it
         raises DeploymentError if they cannot start (`tick` then keeps trying)."""
         old, self.plan, self.policy = self.policy, plan, policy
+        self._report_concurrency()
         count = len(self.workers)
         released = min(old.provisioned - policy.provisioned, count - policy.provisioned)
         await self._stop_idle(max(count - policy.max_workers, released))
@@ -201,6 +209,27 @@ class ServerlessPool:
         await asyncio.gather(*(self.deployer.stop_instance(w) for w in workers))
 
     # Internals.
+
+    def _provisioned(self) -> int:
+        """The ProvisionedConcurrency the variant is configured with (its metrics' divisor)."""
+        serverless = self.plan.serverless or {}
+        return int(serverless.get("ProvisionedConcurrency") or 0)
+
+    def _report_concurrency(self, invoked: bool = False) -> None:
+        """Tell the variant's provisioned-concurrency recorder (made once the variant has
+        provisioned concurrency and is routed) the concurrency now, or one invocation."""
+        metrics = self.variant.metrics if self.variant is not None else None
+        if metrics is None:
+            return
+        provisioned = self._provisioned()
+        if metrics.concurrency is None:
+            if provisioned <= 0:
+                return
+            metrics.concurrency = ConcurrencyRecorder(metrics.period, metrics.history.maxlen or 1)
+        if invoked:
+            metrics.concurrency.invoked(self.in_flight, provisioned)
+        else:
+            metrics.concurrency.level(self.in_flight, provisioned)
 
     def _prune(self) -> list[RunningInstance]:
         """Take dead workers, and failing ones with nothing in flight, out of service."""

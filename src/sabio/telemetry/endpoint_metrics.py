@@ -31,7 +31,10 @@ from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sized
 from dataclasses import dataclass
 from time import perf_counter_ns
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from sabio.telemetry.serverless_metrics import ConcurrencyRecorder
 
 NAMESPACE = "AWS/SageMaker"
 ENDPOINT_DIMENSION = "EndpointName"
@@ -44,6 +47,12 @@ MODEL_LATENCY = "ModelLatency"
 OVERHEAD_LATENCY = "OverheadLatency"
 PER_INSTANCE = "InvocationsPerInstance"
 MODEL_SETUP_TIME = "ModelSetupTime"
+PC_EXECUTIONS = "ServerlessProvisionedConcurrencyExecutions"
+PC_UTILIZATION = "ServerlessProvisionedConcurrencyUtilization"
+PC_INVOCATIONS = "ServerlessProvisionedConcurrencyInvocations"
+PC_SPILLOVER = "ServerlessProvisionedConcurrencySpilloverInvocations"
+PROVISIONED_CONCURRENCY = (PC_EXECUTIONS, PC_UTILIZATION, PC_INVOCATIONS, PC_SPILLOVER)
+"""Published by serverless variants with provisioned concurrency (`serverless_metrics`)."""
 
 UNITS: dict[str, str] = {
     INVOCATIONS: "None",
@@ -53,6 +62,10 @@ UNITS: dict[str, str] = {
     OVERHEAD_LATENCY: "Microseconds",
     PER_INSTANCE: "None",
     MODEL_SETUP_TIME: "Microseconds",
+    PC_EXECUTIONS: "Count",
+    PC_UTILIZATION: "None",
+    PC_INVOCATIONS: "Count",
+    PC_SPILLOVER: "Count",
 }
 """Every metric published per (EndpointName, VariantName), with the unit SageMaker gives it."""
 NOT_ASYNCHRONOUS = frozenset({INVOCATIONS, PER_INSTANCE, OVERHEAD_LATENCY})
@@ -162,6 +175,7 @@ class VariantMetrics:
         "_offset_ns",
         "_period_ns",
         "asynchronous",
+        "concurrency",
         "endpoint",
         "errors_4xx",
         "errors_5xx",
@@ -203,6 +217,9 @@ class VariantMetrics:
         """Cold starts of a serverless variant: (epoch seconds, `ModelSetupTime` in µs)."""
         self.setup_totals = [0, 0]
         """Cold starts and their µs since the start, for Prometheus."""
+        self.concurrency: ConcurrencyRecorder | None = None
+        """A serverless variant's provisioned-concurrency figures, once it has provisioned
+        concurrency."""
         self.model_hist = [0] * (len(_BOUNDS_NS) + 1)
         self.overhead_hist = [0] * (len(_BOUNDS_NS) + 1)
         self.source: RoutedVariant | None = None
@@ -333,6 +350,7 @@ class VariantMetrics:
             m
             for m in UNITS
             if (m != MODEL_SETUP_TIME or self.setups)
+            and (m not in PROVISIONED_CONCURRENCY or self.concurrency is not None)
             and not (self.asynchronous and m in NOT_ASYNCHRONOUS)
         ]
 
@@ -489,11 +507,17 @@ class EndpointMetrics:
             return []
         merged: dict[int, Statistics] = {}
         since = max(start, self._horizon())
-        samples = (
-            recorder.setup_statistics(since)
-            if metric == MODEL_SETUP_TIME
-            else [(b.start, b.statistics(metric)) for b in recorder.buckets(since)]
-        )
+        samples: list[tuple[float, Statistics]]
+        if metric in PROVISIONED_CONCURRENCY:
+            concurrency = recorder.concurrency
+            buckets = concurrency.buckets(since) if concurrency is not None else []
+            samples = [(b.start, b.statistics(metric)) for b in buckets]
+        else:
+            samples = (
+                recorder.setup_statistics(since)
+                if metric == MODEL_SETUP_TIME
+                else [(b.start, b.statistics(metric)) for b in recorder.buckets(since)]
+            )
         for when, stats in samples:
             if not start <= when < end:
                 continue

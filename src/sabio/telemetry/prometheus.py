@@ -76,6 +76,7 @@ def render(metrics: EndpointMetrics) -> str:
         starts, micros = recorder.setup_totals
         lines.append(f"sabio_model_setup_seconds_sum{{{labels}}} {micros / 1e6!r}")
         lines.append(f"sabio_model_setup_seconds_count{{{labels}}} {starts}")
+    _provisioned_concurrency(lines, [(r, labels) for r, labels, _ in totals])
     for series in metrics.variant_series:
         _variant_series(lines, series)
     for counter in metrics.counters:
@@ -104,6 +105,36 @@ def _variant_series(lines: list[str], series: VariantSeries) -> None:
             stats = figures[metric]
             lines.append(f"{name}_sum{{{labels}}} {stats.sum * scale!r}")
             lines.append(f"{name}_count{{{labels}}} {stats.sample_count}")
+
+
+def _provisioned_concurrency(lines: list[str], recorders: list[tuple[VariantMetrics, str]]) -> None:
+    """Serverless variants with provisioned concurrency: what is provisioned, what it serves
+    now, and the invocations within it and beyond it (SageMaker's spillover)."""
+    figures = [(labels, r.concurrency.gauges()) for r, labels in recorders if r.concurrency]
+    families = (
+        ("sabio_provisioned_concurrency", "gauge", "ProvisionedConcurrency of the variant now."),
+        (
+            "sabio_provisioned_concurrency_executions",
+            "gauge",
+            "Invocations in flight within the provisioned concurrency now.",
+        ),
+        (
+            "sabio_provisioned_concurrency_invocations_total",
+            "counter",
+            "Invocations served within the provisioned concurrency, as SageMaker's "
+            "ServerlessProvisionedConcurrencyInvocations.",
+        ),
+        (
+            "sabio_provisioned_concurrency_spillover_invocations_total",
+            "counter",
+            "Invocations beyond the provisioned concurrency, served on demand, as SageMaker's "
+            "ServerlessProvisionedConcurrencySpilloverInvocations.",
+        ),
+    )
+    for index, (name, kind, text) in enumerate(families):
+        _family(lines, name, kind, text)
+        for labels, values in figures:
+            lines.append(f"{name}{{{labels}}} {values[index]}")
 
 
 def _family(lines: list[str], name: str, kind: str, text: str) -> None:
