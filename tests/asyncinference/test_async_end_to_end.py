@@ -265,3 +265,49 @@ def test_results_and_failures_reach_an_http_subscriber(
         "eventName": "InferenceResult",
     }
     sm.delete_endpoint(EndpointName=endpoint)
+
+
+def test_an_invocations_per_instance_policy_has_no_data_on_an_async_endpoint(
+    clients: tuple[Any, Any, Any], async_server: SabioServer, tmp_path: Path
+) -> None:
+    """As on AWS, an asynchronous endpoint publishes no `InvocationsPerInstance`, so a target
+    tracking policy on it never scales the endpoint, however busy it is."""
+    sm, runtime, s3 = clients
+    aas = boto3.client("application-autoscaling")
+    endpoint, _ = deploy_async(
+        sm,
+        s3,
+        echo_model(async_server, tmp_path),
+        ClientConfig={"MaxConcurrentInvocationsPerInstance": 1},
+    )
+    rid = f"endpoint/{endpoint}/variant/AllTraffic"
+    where = {"ServiceNamespace": NS, "ResourceId": rid, "ScalableDimension": DIM}
+    aas.register_scalable_target(MinCapacity=1, MaxCapacity=3, **where)
+    aas.put_scaling_policy(
+        PolicyName="invocations-per-instance",
+        PolicyType="TargetTrackingScaling",
+        TargetTrackingScalingPolicyConfiguration={
+            "TargetValue": 1.0,
+            "PredefinedMetricSpecification": {
+                "PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"
+            },
+            "ScaleInCooldown": 1,
+            "ScaleOutCooldown": 1,
+        },
+        **where,
+    )
+    # About ten answered requests a second for three metric periods: far above the target.
+    sent = [
+        runtime.invoke_endpoint_async(
+            EndpointName=endpoint,
+            Body=json.dumps({"n": n, "sleep": 0.1}).encode(),
+            ContentType="application/json",
+        )
+        for n in range(60)
+    ]
+    for response in sent:
+        wait_for_object(s3, response["OutputLocation"], timeout=40)
+    assert instance_counts(sm, endpoint) == (1, 1)
+    activities = aas.describe_scaling_activities(ServiceNamespace=NS, ResourceId=rid)
+    assert activities["ScalingActivities"] == []
+    sm.delete_endpoint(EndpointName=endpoint)

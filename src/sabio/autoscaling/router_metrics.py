@@ -9,6 +9,9 @@ that saw no invocation in the window reads 0, not "no data", so an idle endpoint
 A serverless variant's `ServerlessProvisionedConcurrency*` metrics are read the same way from
 its concurrency recorder (`sabio.telemetry.serverless_metrics`): executions and utilization are
 time-weighted (their `Average` over the window), the invocation counts are summed.
+
+Asynchronous endpoints read as no data, as CloudWatch shows them: they publish no
+`Invocations` or `InvocationsPerInstance`, and scale on their backlog instead.
 """
 
 from __future__ import annotations
@@ -69,7 +72,8 @@ class RouterMetricSource:
             return self._provisioned(endpoint, variant, metric_name, statistic, period_seconds)
         key = (endpoint.lower(), variant, period_seconds)
         recorder = self.metrics.find(endpoint, variant)
-        if recorder is None:
+        if recorder is None or recorder.asynchronous:
+            # Asynchronous endpoints publish neither metric (as on AWS): no data to scale on.
             self._samples.pop(key, None)
             return None
         now = self.clock()
