@@ -1,5 +1,6 @@
 """The SageMaker Python SDK, unmodified, against a live Sabio server: SDK v2's SKLearn
-estimator (fit with logs, deploy, predict, delete) and SDK v3's ModelTrainer.
+estimator (fit with logs, deploy, predict, delete), SDK v3's ModelTrainer, and SDK v3's serving
+API (the `sagemaker.core.resources` classes and `ModelBuilder`).
 
 Each SDK version runs in its own environment, built with uv from the package registry (they
 cannot share one: both are the `sagemaker` package); only AWS_ENDPOINT_URL and credentials
@@ -137,3 +138,40 @@ def test_sdk_v3_model_trainer(server: SabioServer, tmp_path_factory: pytest.Temp
     seen = run_flow(python, "sdk_v3_flow.py", server, tmp_path_factory.mktemp("v3"))
     assert seen["status"] == "Completed", seen["reason"]
     assert seen["artifacts"].endswith("/output/model.tar.gz")
+
+
+def test_sdk_v3_serving_resources_and_model_builder(
+    server: SabioServer, tmp_path_factory: pytest.TempPathFactory
+):
+    python = sdk_environment(tmp_path_factory.getbasetemp() / "sdk-v3", "sagemaker>=3.20")
+    seen = run_flow(python, "sdk_v3_serving_flow.py", server, tmp_path_factory.mktemp("v3s"))
+    expected = seen["expected"]
+    for answer in ("json", "csv", "v3-builder", "v3-serverless", "v3-async", "batch"):
+        assert seen[answer] == expected, answer
+    assert re.fullmatch(
+        r"s3://sdk-v3-serving/async-output/[0-9a-f-]{36}\.out", seen["async_output"]
+    )
+    assert seen["capture_status"] == "Started"
+    assert seen["capture_files"] and all(
+        re.fullmatch(r"capture/v3-builder/AllTraffic/\d{4}/\d\d/\d\d/\d\d/.+\.jsonl", key)
+        for key in seen["capture_files"]
+    )
+    assert seen["updating"] == "Updating"
+    assert seen["listed"] == ["v3-async", "v3-builder", "v3-real-time", "v3-serverless"]
+    assert seen["json_content_type"] == "application/json"
+    assert seen["csv_content_type"] == "text/csv"
+    assert seen["invoked_variant"] == seen["variant"] == "AllTraffic"
+    assert (seen["status"], seen["instances"], seen["config_instance_type"]) == (
+        "InService",
+        1,
+        "ml.m5.large",
+    )
+    assert seen["serverless_config"]["memory_size_in_mb"] == 1024
+    assert seen["serverless_config"]["max_concurrency"] == 2
+    assert seen["model_image"].endswith("/sagemaker-scikit-learn:1.2-1-cpu-py3")
+    for name in ("v3-builder", "v3-serverless", "v3-async"):
+        assert seen[f"{name}_model_data"] == f"s3://sdk-v3-serving/{name}/model.tar.gz"
+    assert all(
+        not set(names) & {"v3-sklearn", "v3-real-time", "v3-builder", "v3-serverless", "v3-async"}
+        for names in seen["left"].values()
+    ), seen["left"]
