@@ -23,7 +23,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import cbor2
@@ -313,63 +313,21 @@ class CloudWatchApi:
         filters: list[dict[str, str]] = p.get("Dimensions") or []
         metrics: list[dict[str, Any]] = []
         if namespace in (None, NAMESPACE):
-            for recorder in self.metrics.active():
-                dimensions = {
-                    ENDPOINT_DIMENSION: recorder.endpoint,
-                    VARIANT_DIMENSION: recorder.variant,
-                }
+            for dimensions, names in self._published():
                 if not all(
                     f["Name"] in dimensions and f.get("Value") in (None, dimensions[f["Name"]])
                     for f in filters
                 ):
                     continue
-                for metric in recorder.metric_names():
-                    if name in (None, metric):
-                        metrics.append(
-                            {
-                                "Namespace": NAMESPACE,
-                                "MetricName": metric,
-                                "Dimensions": [
-                                    {"Name": key, "Value": value}
-                                    for key, value in dimensions.items()
-                                ],
-                            }
-                        )
-            for series in self.metrics.endpoint_series:
-                for endpoint in series.endpoints():
-                    if not all(
-                        f["Name"] == ENDPOINT_DIMENSION and f.get("Value") in (None, endpoint)
-                        for f in filters
-                    ):
-                        continue
-                    metrics.extend(
-                        {
-                            "Namespace": NAMESPACE,
-                            "MetricName": metric,
-                            "Dimensions": [{"Name": ENDPOINT_DIMENSION, "Value": endpoint}],
-                        }
-                        for metric in series.units
-                        if name in (None, metric)
-                    )
-            for variant_series in self.metrics.variant_series:
-                for endpoint, variant in variant_series.variants():
-                    dimensions = {ENDPOINT_DIMENSION: endpoint, VARIANT_DIMENSION: variant}
-                    if not all(
-                        f["Name"] in dimensions and f.get("Value") in (None, dimensions[f["Name"]])
-                        for f in filters
-                    ):
-                        continue
-                    metrics.extend(
-                        {
-                            "Namespace": NAMESPACE,
-                            "MetricName": metric,
-                            "Dimensions": [
-                                {"Name": key, "Value": value} for key, value in dimensions.items()
-                            ],
-                        }
-                        for metric in variant_series.units
-                        if name in (None, metric)
-                    )
+                metrics.extend(
+                    {
+                        "Namespace": NAMESPACE,
+                        "MetricName": metric,
+                        "Dimensions": [{"Name": k, "Value": v} for k, v in dimensions.items()],
+                    }
+                    for metric in names
+                    if name in (None, metric)
+                )
         offset = _token_numbers(p.get("NextToken"), 1)[0] if p.get("NextToken") else 0
         page = metrics[offset : offset + LIST_PAGE]
         result: dict[str, Any] = {"Metrics": page}
@@ -378,6 +336,20 @@ class CloudWatchApi:
         if p.get("IncludeLinkedAccounts"):
             result["OwningAccounts"] = [self.account_id] * len(page)
         return result
+
+    def _published(self) -> Iterator[tuple[dict[str, str], Iterable[str]]]:
+        """Each set of dimensions Sabio publishes metrics under, with those metrics' names:
+        the router's variants, then the endpoint-wide and per-variant series of other parts."""
+        for recorder in self.metrics.active():
+            variant = {ENDPOINT_DIMENSION: recorder.endpoint, VARIANT_DIMENSION: recorder.variant}
+            yield variant, recorder.metric_names()
+        for series in self.metrics.endpoint_series:
+            for endpoint in series.endpoints():
+                yield {ENDPOINT_DIMENSION: endpoint}, series.units
+        for variant_series in self.metrics.variant_series:
+            for endpoint, name in variant_series.variants():
+                variant = {ENDPOINT_DIMENSION: endpoint, VARIANT_DIMENSION: name}
+                yield variant, variant_series.units
 
     def _series(
         self,
