@@ -15,6 +15,7 @@ from sabio.api.runtime import ASGIApp, Runtime
 from sabio.api.runtime_async import AsyncRuntime
 from sabio.api.s3.routing import S3Gateway
 from sabio.api.sns import SnsApi
+from sabio.api.sts import StsApi
 from sabio.arns import ArnFactory
 from sabio.artifacts import registry
 from sabio.artifacts.registry import ArtifactRegistry
@@ -300,6 +301,7 @@ def build_app(settings: Settings, environ: Mapping[str, str]) -> tuple[ASGIApp, 
             alarms=platform.alarms.operations(),
         ),
         sns=SnsApi(platform.notifications, settings.max_request_bytes),
+        sts=StsApi(settings.account_id, settings.max_request_bytes),
         autoscaling=Json11Service(
             "application-autoscaling",
             "AnyScaleFrontendService.",

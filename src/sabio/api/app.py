@@ -17,9 +17,11 @@ from sabio.api.cloudwatch import CloudWatchApi
 from sabio.api.control_plane import ControlPlane, Json11Service
 from sabio.api.logs import TARGET_PREFIX as LOGS_TARGET_PREFIX
 from sabio.api.logs import LogsApi
+from sabio.api.query import UnservedQuery, is_query
 from sabio.api.runtime import ASGIApp, Runtime
 from sabio.api.s3.routing import S3Gateway
 from sabio.api.sns import CERTIFICATE_PATH, SnsApi, is_sns
+from sabio.api.sts import StsApi, is_sts
 
 
 def create_app(
@@ -30,11 +32,19 @@ def create_app(
     cloudwatch: CloudWatchApi | None = None,
     sns: SnsApi | None = None,
     autoscaling: Json11Service | None = None,
+    sts: StsApi | None = None,
 ) -> Starlette:
+    unserved_query = UnservedQuery(control_plane.max_request_bytes)
+
     async def aws_json(request: Request) -> Response:
-        """JSON 1.x services share `POST /`; the X-Amz-Target prefix names the service."""
+        """JSON 1.x services share `POST /`; the X-Amz-Target prefix names the service.
+        Query-protocol services (form bodies) are told apart by their signing name."""
         if sns is not None and is_sns(request):
             return await sns.handle(request)
+        if sts is not None and is_sts(request):
+            return await sts.handle(request)
+        if is_query(request):
+            return await unserved_query.handle(request)
         target = request.headers.get("x-amz-target", "")
         if target.startswith(LOGS_TARGET_PREFIX):
             return await logs.handle(request)
@@ -53,9 +63,11 @@ def create_app(
         )
 
     async def root_get(request: Request) -> Response:
-        """SNS over GET: signed requests, and the unsigned links in delivered messages."""
+        """SNS and STS over GET: signed requests, and the unsigned links in SNS's messages."""
         if sns is not None and is_sns(request):
             return await sns.handle(request)
+        if sts is not None and is_sts(request):
+            return await sts.handle(request)
         answer = await sns.handle_link(request) if sns is not None else None
         return answer if answer is not None else await not_found(request)
 
@@ -96,10 +108,11 @@ def create_asgi(
     cloudwatch: CloudWatchApi | None = None,
     sns: SnsApi | None = None,
     autoscaling: Json11Service | None = None,
+    sts: StsApi | None = None,
 ) -> ASGIApp:
     """The runtime's raw handler in front of everything else, and the S3 gateway (which
     claims only requests signed for S3) in front of that."""
     handler = runtime.wrap(
-        create_app(control_plane, logs, on_startup, on_shutdown, cloudwatch, sns, autoscaling)
+        create_app(control_plane, logs, on_startup, on_shutdown, cloudwatch, sns, autoscaling, sts)
     )
     return s3.wrap(handler) if s3 is not None else handler

@@ -25,6 +25,7 @@ from starlette.responses import Response
 
 from sabio import service_model
 from sabio.api.errors import request_id
+from sabio.api.query import xml_error
 from sabio.asgi_body import content_length, read_capped
 from sabio.errors import SabioError
 from sabio.notifications.batch import publish_batch
@@ -237,15 +238,7 @@ class SnsApi:
 
 
 def error_response(error: SabioError, rid: str) -> Response:
-    fault = "Receiver" if error.status >= 500 else "Sender"
-    body = (
-        f'<ErrorResponse xmlns="{NAMESPACE}">\n  <Error>\n    <Type>{fault}</Type>\n'
-        f"    <Code>{escape(error.code)}</Code>\n    <Message>{escape(error.message)}</Message>\n"
-        f"  </Error>\n  <RequestId>{rid}</RequestId>\n</ErrorResponse>\n"
-    )
-    return Response(
-        body, status_code=error.status, media_type=XML, headers={"x-amzn-RequestId": rid}
-    )
+    return xml_error(error, rid, NAMESPACE)
 
 
 def _unknown_action(action: str) -> InvalidAction:
