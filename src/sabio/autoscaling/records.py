@@ -3,7 +3,8 @@
 A target is one row (kind `scalable-target`, named by its ResourceId); its scaling activities
 live in its `state`, newest first and bounded, so they go when the target is deregistered, as on
 AWS. A policy is one row (kind `scaling-policy`) named by a digest of its target and name, since
-policy names may be longer than a row's name.
+policy names may be longer than a row's name; a scheduled action likewise (kind
+`scheduled-action`), its next run in its `state`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sabio.autoscaling.dimensions import INSTANCE_COUNT, dimension
-from sabio.resources import SCALABLE_TARGET, SCALING_POLICY
+from sabio.resources import SCALABLE_TARGET, SCALING_POLICY, Kind
 from sabio.store.entities import Resource
 from sabio.store.repository import AlreadyExists, Repository
 
@@ -30,6 +31,8 @@ IN_PROGRESS = "InProgress"
 SUCCESSFUL = "Successful"
 FAILED = "Failed"
 OVERRIDDEN = "Overridden"
+
+SCHEDULED_ACTION = Kind("scheduled-action", "scheduled-action", "scheduled action")
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,12 @@ class Arns:
             f"resource/{NAMESPACE}/{resource_id}:policyName/{name}"
         )
 
+    def scheduled_action(self, resource_id: str, name: str) -> str:
+        return (
+            f"arn:aws:autoscaling:{self.region}:{self.account_id}:scheduledAction:"
+            f"{uuid.uuid4()}:resource/{NAMESPACE}/{resource_id}:scheduledActionName/{name}"
+        )
+
     def alarm(self, name: str) -> str:
         return f"arn:aws:cloudwatch:{self.region}:{self.account_id}:alarm:{name}"
 
@@ -57,6 +66,10 @@ class Arns:
 
 def policy_key(resource_id: str, name: str) -> str:
     return hashlib.sha256(f"{resource_id.lower()}\n{name}".encode()).hexdigest()[:48]
+
+
+def scheduled_action_key(resource_id: str, name: str) -> str:
+    return policy_key(resource_id, name)
 
 
 class Records:
@@ -92,6 +105,9 @@ class Records:
     def delete_target(self, resource_id: str) -> bool:
         for policy in self.policies(resource_id):
             self.repository.delete(SCALING_POLICY.key, policy.name)
+        for action in self.repository.all(SCHEDULED_ACTION.key):
+            if action.spec["ResourceId"].lower() == resource_id.lower():
+                self.repository.delete(SCHEDULED_ACTION.key, action.name)
         return self.repository.delete(SCALABLE_TARGET.key, resource_id)
 
     def change_state(

@@ -22,6 +22,7 @@ from sabio.autoscaling import policies, records
 from sabio.autoscaling.alarms import AlarmState
 from sabio.autoscaling.changes import Changes, View
 from sabio.autoscaling.records import Records
+from sabio.autoscaling.scheduled import ScheduledRunner
 from sabio.autoscaling.service import parse_resource_id
 from sabio.autoscaling.signals import MetricSource
 from sabio.endpoints.service import IN_SERVICE, EndpointService
@@ -58,6 +59,7 @@ class Scaler(ReconcileLoop):
         super().__init__(interval)
         self.records = records
         self.changes = Changes(records, endpoints)
+        self.scheduled = ScheduledRunner(records)
         self.sources = list(sources)
         self.period = period
         self.out_datapoints = scale_out_datapoints
@@ -86,6 +88,8 @@ class Scaler(ReconcileLoop):
     # Reading (worker thread)
 
     def _load(self) -> tuple[list[View], list[Resource]]:
+        # Scheduled actions first, so this pass sees the ranges and activities they set.
+        self.scheduled.run_due(time.time())
         repository = self.records.repository
         policies_by_target: dict[str, list[Resource]] = {}
         for policy in self.records.policies():

@@ -44,6 +44,9 @@ class ScalingService:
         self.notify = notify
 
     def operations(self) -> dict[str, Callable[[dict[str, Any]], dict[str, Any]]]:
+        # Imported here: the scheduled action operations build on this module's helpers.
+        from sabio.autoscaling.scheduled_actions import ScheduledActionService
+
         return {
             "RegisterScalableTarget": self.register_scalable_target,
             "DescribeScalableTargets": self.describe_scalable_targets,
@@ -52,6 +55,7 @@ class ScalingService:
             "DescribeScalingPolicies": self.describe_scaling_policies,
             "DeleteScalingPolicy": self.delete_scaling_policy,
             "DescribeScalingActivities": self.describe_scaling_activities,
+            **ScheduledActionService(self).operations(),
         }
 
     # Scalable targets
