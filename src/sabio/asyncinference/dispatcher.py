@@ -7,6 +7,10 @@ waiting. Claims are leases, renewed while the dispatcher lives: after a crash th
 the requests are claimed again, and the answer object (marked with the request's id) is never
 written twice. Requests of an endpoint that is deleted are failed the same way, once each.
 
+Data capture needs nothing here: `Router.invoke` records a sampled exchange for asynchronous
+requests as for real-time ones, taking the content type and inference id from the headers the
+dispatcher forwards, and the server stops the dispatcher before the capture writer flushes.
+
 With no asynchronous endpoint the dispatcher does not poll at all: the endpoint controller
 tells it (`endpoints_changed`) when an endpoint's route or record changes, and a new request
 wakes it.
