@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import boto3
 import numpy as np
 
 from sabio.artifacts.local import LocalArtifactStore
@@ -125,4 +126,41 @@ def test_sampling_zero_captures_nothing(server: SabioServer, sm: Any, runtime: A
             EndpointName=name, ContentType="application/json", Body="[[1, 2, 3, 4]]"
         )
     assert captured(server, f"s3://monitoring/none/{name}/", 1, timeout=1.5) == []
+    sm.delete_endpoint(EndpointName=name)
+
+
+def test_records_wait_while_their_destination_cannot_be_written(
+    server: SabioServer, sm: Any, runtime: Any, endpoint_url: str, tmp_path: Path
+):
+    """A destination that cannot take the capture files (here an object already sits where
+    the endpoint's folder must go) keeps the records buffered; once it can, they are written,
+    none lost."""
+    archive = model_archive(tmp_path / "m.tar.gz", {"code/inference.py": INFERENCE_PY})
+    uri = store_archive(server, archive, f"{unique('blocked')}/model.tar.gz")
+    name = unique("blocked")
+    s3 = boto3.client("s3", endpoint_url=endpoint_url)
+    bucket = unique("held")
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key=f"capture/{name}", Body=b"in the way")
+    deploy(
+        sm,
+        uri,
+        name=name,
+        DataCaptureConfig={
+            "InitialSamplingPercentage": 100,
+            "DestinationS3Uri": f"s3://{bucket}/capture",
+            "CaptureOptions": [{"CaptureMode": "Input"}],
+        },
+    )
+    for n in range(3):
+        runtime.invoke_endpoint(
+            EndpointName=name, ContentType="application/json", Body=f"[[{n}, 2, 3, 4]]"
+        )
+    time.sleep(1.0)  # several flushes (every 0.3 s in tests), each failing
+    s3.delete_object(Bucket=bucket, Key=f"capture/{name}")
+    records = captured(server, f"s3://{bucket}/capture/{name}/", 3)
+    inputs = sorted(
+        base64.b64decode(r["captureData"]["endpointInput"]["data"]).decode() for r in records
+    )
+    assert inputs == [f"[[{n}, 2, 3, 4]]" for n in range(3)]
     sm.delete_endpoint(EndpointName=name)

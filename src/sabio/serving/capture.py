@@ -125,6 +125,10 @@ class _Buffer:
     records: list[Captured] = field(default_factory=list)
 
 
+MAX_PENDING = 100_000
+"""Records kept per endpoint and variant while their destination cannot be written."""
+
+
 class CaptureWriter:
     """Buffers capture records per endpoint and variant and writes them in batches."""
 
@@ -179,19 +183,48 @@ class CaptureWriter:
                 log.exception("writing data capture failed; retrying")
 
     async def flush(self) -> None:
+        """Write what is buffered. A batch whose destination cannot be written goes back to
+        the front of its buffer for the next flush (at most `MAX_PENDING` records a buffer,
+        the oldest dropped first), so a store that is down for a while loses nothing."""
         batches = {key: buffer.records for key, buffer in self._buffers.items() if buffer.records}
         for key in batches:
             self._buffers[key] = _Buffer()
-        if batches:
-            await asyncio.to_thread(self._write, batches)
+        if not batches:
+            return
+        failed = await asyncio.to_thread(self._write, batches)
+        for key, records in failed.items():
+            buffer = self._buffers[key]
+            buffer.records[:0] = records
+            excess = len(buffer.records) - MAX_PENDING
+            if excess > 0:
+                del buffer.records[:excess]
+                log.error("data capture for %s/%s: dropped %d records", key[1], key[2], excess)
 
-    def _write(self, batches: dict[tuple[str, str, str], list[Captured]]) -> None:
+    def _write(
+        self, batches: dict[tuple[str, str, str], list[Captured]]
+    ) -> dict[tuple[str, str, str], list[Captured]]:
+        """Write each batch as one file; return the batches that could not be written."""
         now = datetime.now(UTC)
-        for (destination, endpoint, variant), records in batches.items():
+        failed = {}
+        for key, records in batches.items():
+            destination, endpoint, variant = key
             lines = [record.line() for record in records]
             stamp = now.strftime("%Y/%m/%d/%H")
             name = f"{int(time.time() * 1000)}-{uuid.uuid4().hex[:8]}.jsonl"
-            store, uri = self.artifacts.resolve(
-                f"{destination}/{endpoint}/{variant}/{stamp}/{name}"
-            )
-            store.write(uri, io.BytesIO(("\n".join(lines) + "\n").encode()))
+            try:
+                store, uri = self.artifacts.resolve(
+                    f"{destination}/{endpoint}/{variant}/{stamp}/{name}"
+                )
+                store.write(uri, io.BytesIO(("\n".join(lines) + "\n").encode()))
+            except Exception as exc:
+                log.warning(
+                    "writing data capture for %s/%s to %s failed (%s); keeping %d records "
+                    "for the next flush",
+                    endpoint,
+                    variant,
+                    destination,
+                    exc,
+                    len(records),
+                )
+                failed[key] = records
+        return failed
