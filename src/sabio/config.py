@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     # many recently used environments (0: none until one is used).
     prewarm: bool = True
     prewarm_environments: int = Field(default=2, ge=0)
+    # Multi-model variants: at most this many models loaded (one worker each) per variant; the
+    # least recently used idle one is unloaded to make room.
+    mme_max_loaded: int = Field(default=8, ge=1)
     log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = "info"
     # An S3-compatible artifact store (AWS S3, MinIO, Ceph) instead of files under the home.
     s3_endpoint_url: str | None = None

@@ -155,6 +155,7 @@ def build_platform(settings: Settings, environ: Mapping[str, str]) -> Platform:
         serverless_max_workers=settings.serverless_max_workers,
         prewarm=settings.prewarm,
         prewarm_environments=settings.prewarm_environments,
+        multi_model_max_loaded=settings.mme_max_loaded,
     )
     runner = TrainingRunner(
         home=settings.home,

@@ -103,7 +103,7 @@ class Runtime:
         forwarded, target, declared = invocation_headers(scope["headers"], _FORWARDED)
         try:
             body = await read_capped(receive, declared, self.max_bytes, self.too_large)
-            result = await self.router.invoke(name, body, forwarded, target)
+            result = await self.router.invoke(name, body, forwarded, target, request_id=rid)
         except Exception as failure:
             if isinstance(failure, RuntimeValidationError):
                 # Only here, off the success path: a malformed name is never found.

@@ -10,6 +10,7 @@ from sabio.asyncinference.config import check_async_config
 from sabio.endpoints.shadow_config import check_shadow_layout
 from sabio.errors import ResourceLimitExceededError, ValidationError
 from sabio.listing import list_page
+from sabio.models.service import containers_of
 from sabio.resources import ENDPOINT_CONFIG, MODEL, Catalog
 from sabio.store.entities import Resource
 
@@ -84,10 +85,15 @@ class EndpointConfigService:
         model_name = variant.get("ModelName")
         if not model_name:
             raise ValidationError(f"{where}.ModelName is required.")
-        self.catalog.require(MODEL, model_name)
+        model = self.catalog.require(MODEL, model_name)
         checked = dict(variant)
         checked.setdefault("InitialVariantWeight", 1.0)
         if variant.get("ServerlessConfig"):
+            if any(c.get("Mode") == "MultiModel" for c in containers_of(model.spec)):
+                raise ValidationError(
+                    f"{where}: model {model_name} is a multi-model model (Mode MultiModel), "
+                    "which serverless variants do not support; use an instance-based variant."
+                )
             if variant.get("InstanceType") or variant.get("InitialInstanceCount"):
                 raise ValidationError(
                     f"{where}: ServerlessConfig cannot be combined with InstanceType or "

@@ -14,6 +14,7 @@ from typing import Any
 
 from sabio.arns import ArnFactory
 from sabio.endpoints.deployment import Deployer, DeploymentError, RunningInstance, VariantPlan
+from sabio.endpoints.multi_model import MultiModelFleet
 from sabio.endpoints.prewarm_fleet import Prewarmer
 from sabio.endpoints.serverless_fleet import ServerlessFleet
 from sabio.endpoints.service import CREATING, DELETING, FAILED, IN_SERVICE, UPDATING
@@ -47,6 +48,7 @@ class EndpointController(ReconcileLoop):
         serverless_max_workers: int = 4,
         prewarm: bool = True,
         prewarm_environments: int = 0,
+        multi_model_max_loaded: int = 8,
     ) -> None:
         self.repository = repository
         # Workers fork from a pre-warmed parent of their environment when one is ready.
@@ -58,6 +60,8 @@ class EndpointController(ReconcileLoop):
             max_workers=serverless_max_workers,
             prewarmer=self.prewarmer,
         )
+        self.multi_model = MultiModelFleet(deployer, self.prewarmer, multi_model_max_loaded)
+        router.metrics.variant_series.append(self.multi_model.metrics)
         self.health_check_interval = health_check_interval
         self.deployer = deployer
         self.router = router
@@ -90,6 +94,7 @@ class EndpointController(ReconcileLoop):
         await asyncio.gather(*(self.deployer.stop_instance(i) for i in instances))
         self._running.clear()
         await self.serverless.shutdown()
+        await self.multi_model.shutdown()
         if self.prewarmer is not None:
             await self.prewarmer.close()
         await self.router.close()
@@ -192,6 +197,7 @@ class EndpointController(ReconcileLoop):
         except BaseExceptionGroup as failures:
             raise failures.exceptions[0] from None
         await self.serverless.prepare(name, plans)
+        await self.multi_model.prepare(name, plans)
 
     async def _start(self, endpoint: str, plan: VariantPlan, index: int) -> RunningInstance:
         running = await self._start_instance(endpoint, plan, index)
@@ -214,6 +220,7 @@ class EndpointController(ReconcileLoop):
         route, variants = build_route(name, plans, running, config or {}, group)
         self.router.set_route(route)
         self.serverless.bind(name, variants)
+        self.multi_model.bind(name, variants)
         self._changed()
 
     def _changed(self) -> None:
@@ -327,7 +334,8 @@ class EndpointController(ReconcileLoop):
         for variant in all_variants(endpoint.spec["Config"]):
             plan = plans[variant["VariantName"]]
             serverless = variant.get("ServerlessConfig")
-            count = 0 if serverless else int(variant["InitialInstanceCount"])
+            multi = plan.multi_model is not None
+            count = 0 if serverless or multi else int(variant["InitialInstanceCount"])
             weight = float(variant.get("InitialVariantWeight", 1.0))
             plans[plan.name] = updated = dataclasses.replace(
                 plan, weight=weight, instance_count=count, serverless=serverless
@@ -376,6 +384,7 @@ class EndpointController(ReconcileLoop):
                         tasks.append(group.create_task(start))
             fresh = [task.result() for task in tasks]
             await self.serverless.prepare(endpoint.name, plans)
+            await self.multi_model.prepare(endpoint.name, plans)
         except BaseException as failure:
             reason = _reason(failure)
             log.warning("update of %s rolled back: %s", endpoint.name, reason)
@@ -384,6 +393,7 @@ class EndpointController(ReconcileLoop):
             ]
             await asyncio.gather(*(self.deployer.stop_instance(i) for i in started))
             await self.serverless.discard_pending(key)
+            await self.multi_model.discard_pending(key)
             if isinstance(failure, asyncio.CancelledError):
                 raise
             spec = {k: v for k, v in endpoint.spec.items() if k != "Pending"}
@@ -440,6 +450,7 @@ class EndpointController(ReconcileLoop):
         instances = self._running.pop(key, [])
         await asyncio.gather(*(self.deployer.stop_instance(i) for i in instances))
         await self.serverless.close(key)
+        await self.multi_model.close(key)
 
 
 def _reason(failure: BaseException) -> str:

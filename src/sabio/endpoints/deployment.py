@@ -61,6 +61,9 @@ class VariantPlan:
     serverless: Mapping[str, int] | None = None
     # A shadow variant (ShadowProductionVariants): it gets copies of production traffic.
     shadow: bool = False
+    # The S3 prefix of a multi-model variant (`Mode: MultiModel`): its workers are started one
+    # per target model on demand (`sabio.endpoints.multi_model`), and `instance_count` is 0.
+    multi_model: str | None = None
 
 
 @dataclass
@@ -148,7 +151,11 @@ class Deployer:
                 f"Variant {name}: image {container['Image']} is a GPU image and this machine has "
                 "no GPU. Use the CPU image."
             )
-        model_dir = self._model_dir(container)
+        multi_model = container["ModelDataUrl"] if container.get("Mode") == "MultiModel" else None
+        if multi_model is not None:
+            count, model_dir = 0, self.models.empty_dir()
+        else:
+            model_dir = self._model_dir(container)
         env = {str(k): str(v) for k, v in (container.get("Environment") or {}).items()}
         code_dir = self._code_dir(env, model_dir)
         python = self._environment(image.requirements, code_dir, name)
@@ -172,6 +179,7 @@ class Deployer:
             image=container["Image"],
             startup_timeout=timeout,
             serverless=serverless or None,
+            multi_model=multi_model,
         )
 
     def _model_dir(self, container: dict[str, Any]) -> Path:

@@ -49,8 +49,11 @@ def _summaries(endpoint: Resource, plans: list[VariantPlan]) -> list[dict[str, A
             summary["CurrentServerlessConfig"] = serverless
             summary["DesiredServerlessConfig"] = serverless
         else:
-            summary["CurrentInstanceCount"] = plan.instance_count
-            summary["DesiredInstanceCount"] = plan.instance_count
+            count = plan.instance_count
+            if plan.multi_model is not None:  # its workers are per loaded model
+                count = int(variants[plan.name].get("InitialInstanceCount") or 1)
+            summary["CurrentInstanceCount"] = count
+            summary["DesiredInstanceCount"] = count
         summaries.append(summary)
     return summaries
 

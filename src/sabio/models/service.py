@@ -37,9 +37,18 @@ def _check_container(container: dict[str, Any], where: str) -> None:
         raise ValidationError(f"{where}.Image is required.")
     images.resolve(image)
     check_process_text(container.get("Environment"), f"{where}.Environment")
-    if container.get("Mode", "SingleModel") != "SingleModel":
-        raise ValidationError(f"{where}.Mode: only SingleModel is supported yet.")
     data_url = container.get("ModelDataUrl")
+    if container.get("Mode") == "MultiModel":
+        # The prefix holding the models that invocations name with TargetModel.
+        if not data_url:
+            raise ValidationError(
+                f"{where}.ModelDataUrl is required for a container in MultiModel mode: the S3 "
+                "prefix of its model archives."
+            )
+        if container.get("ModelDataSource"):
+            raise ValidationError(
+                f"{where}: MultiModel mode takes ModelDataUrl, not ModelDataSource."
+            )
     if data_url:
         object_uri.require_s3(data_url, f"{where}.ModelDataUrl")
     source = (container.get("ModelDataSource") or {}).get("S3DataSource")

@@ -28,6 +28,7 @@ FORWARDED_HEADERS = (
     "x-amzn-sagemaker-inference-id",
     "x-amzn-sagemaker-target-model",
 )
+TARGET_MODEL = "x-amzn-sagemaker-target-model"
 
 
 @dataclass
@@ -66,6 +67,14 @@ class Instance:
             self.session = None
 
 
+class ModelPool(Protocol):
+    """The loaded models of a multi-model variant (`sabio.endpoints.multi_model`): `acquire`
+    loads the target model if need be and returns the instance serving it, counted as busy
+    (`outstanding`) until the variant's `release`."""
+
+    async def acquire(self, target: str | None, request_id: str) -> Instance: ...
+
+
 class Gate(Protocol):
     """Admission in front of a variant's instances (serverless variants): `enter` may refuse
     the invocation or wait until an instance is ready; every `enter` that returns is paired
@@ -84,6 +93,8 @@ class Variant:
     timeout: aiohttp.ClientTimeout | None = None
     metrics: VariantMetrics | None = None
     gate: Gate | None = None
+    # A multi-model variant's models, each served by its own instance.
+    models: ModelPool | None = None
     _cycle: itertools.count[int] = field(default_factory=itertools.count)
 
     def pick(self) -> Instance | None:
@@ -222,6 +233,7 @@ class Router:
         target_variant: str | None,
         *,
         timeout: float | None = None,
+        request_id: str = "",
     ) -> Invocation:
         """Forward to one instance; `forwarded` holds the headers the worker may see, and
         `timeout` (asynchronous inference's InvocationTimeoutSeconds) replaces the usual one.
@@ -233,7 +245,10 @@ class Router:
         variant = route.choose(target_variant)
         if route.shadows:
             self.mirror.copy(route, variant, body, forwarded)
-        instance = await variant.acquire(name)
+        if variant.models is None and TARGET_MODEL not in forwarded:
+            instance = await variant.acquire(name)
+        else:
+            instance = await _acquire_model(name, variant, forwarded, request_id)
         status = answered = 0
         sent = time.perf_counter_ns()
         try:
@@ -272,6 +287,11 @@ class Router:
         started = time.perf_counter_ns()
         route = self._route_for(name)
         variant = route.choose(target_variant)
+        if variant.models is not None or TARGET_MODEL in forwarded:
+            raise RuntimeValidationError(
+                f"Endpoint {name} is a multi-model endpoint or the request names a target "
+                "model; InvokeEndpointWithResponseStream does not support target models."
+            )
         if route.shadows:
             self.mirror.copy(route, variant, body, forwarded)
         timeout = variant.timeout or self.timeout
@@ -282,3 +302,17 @@ class Router:
         for name in list(self._routes):
             await self.remove_route(name)
         await asyncio.sleep(0)
+
+
+async def _acquire_model(
+    name: str, variant: Variant, forwarded: Mapping[str, str], request_id: str
+) -> Instance:
+    """The instance serving the request's `TargetModel` on a multi-model variant; a target
+    model on a single-model variant is refused as SageMaker refuses it."""
+    models = variant.models
+    if models is None:
+        raise RuntimeValidationError(
+            f"Endpoint {name} is not a multi-model endpoint and does not support target model "
+            "header."
+        )
+    return await models.acquire(forwarded.get(TARGET_MODEL), request_id)
