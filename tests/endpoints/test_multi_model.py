@@ -207,3 +207,26 @@ def test_serverless_variants_refuse_multi_model_models(server: SabioServer, endp
         )
     assert raised.value.response["Error"]["Code"] == "ValidationException"
     assert "MultiModel" in raised.value.response["Error"]["Message"]
+
+
+def test_asynchronous_endpoints_refuse_multi_model_models(
+    server: SabioServer, endpoint: str
+) -> None:
+    """InvokeEndpointAsync has no TargetModel, so an asynchronous multi-model endpoint could
+    never be invoked: its configuration is refused."""
+    sm = boto3.client("sagemaker", endpoint_url=server.url)
+    with pytest.raises(ClientError) as raised:
+        sm.create_endpoint_config(
+            EndpointConfigName=unique("cfg"),
+            ProductionVariants=[
+                {
+                    "VariantName": "AllTraffic",
+                    "ModelName": endpoint,
+                    "InstanceType": "ml.m5.large",
+                    "InitialInstanceCount": 1,
+                }
+            ],
+            AsyncInferenceConfig={"OutputConfig": {"S3OutputPath": "s3://async-out/results"}},
+        )
+    assert raised.value.response["Error"]["Code"] == "ValidationException"
+    assert "asynchronous inference" in raised.value.response["Error"]["Message"]

@@ -60,6 +60,14 @@ class EndpointConfigService:
         ]
         if shadows:
             check_shadow_layout(variants, shadows)
+        if request.get("AsyncInferenceConfig"):
+            for variant in variants:
+                model = self.catalog.require(MODEL, variant["ModelName"])
+                if any(c.get("Mode") == "MultiModel" for c in containers_of(model.spec)):
+                    raise ValidationError(
+                        f"Model {variant['ModelName']} is a multi-model model (Mode MultiModel); "
+                        "asynchronous inference does not support multi-model endpoints."
+                    )
         names = [v["VariantName"].lower() for v in [*variants, *shadows]]
         if len(set(names)) != len(names):
             raise ValidationError("Variant names must be unique within an endpoint configuration.")
