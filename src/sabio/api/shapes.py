@@ -214,7 +214,10 @@ def _epoch(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:  # an integer too large for a float: no time at all
+            return None
         return seconds if math.isfinite(seconds) else None
     moment: datetime
     if isinstance(value, datetime):

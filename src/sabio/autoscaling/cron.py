@@ -100,8 +100,8 @@ def parse(expression: str) -> Cron:
 def _values(text: str, low: int, high: int, names: dict[str, int], what: str) -> set[int]:
     found: set[int] = set()
     for item in text.split(","):
-        base, _, step_text = item.partition("/")
-        step = _number(step_text, 1, high - low + 1 if high > low else 1, what) if step_text else 1
+        base, slash, step_text = item.partition("/")
+        step = _number(step_text, 1, high - low + 1 if high > low else 1, what) if slash else 1
         if base == "*":
             start, end = low, high
         elif "-" in base:

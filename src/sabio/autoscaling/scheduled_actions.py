@@ -24,6 +24,7 @@ from sabio.autoscaling.service import (
 )
 from sabio.errors import ValidationError
 from sabio.store.entities import Resource
+from sabio.store.repository import AlreadyExists
 
 WIRE = (
     "ScheduledActionName",
@@ -93,7 +94,15 @@ class ScheduledActionService:
             row = Resource(
                 SCHEDULED_ACTION.key, key, spec["ScheduledActionARN"], spec, now, now, None, state
             )
-            self.repository.create(row)
+            try:
+                self.repository.create(row)
+            except AlreadyExists:
+                # Put by another request at the same moment: this one changes that action.
+                current = self.repository.get(SCHEDULED_ACTION.key, key)
+                if current is not None:
+                    for member in ("ScheduledActionARN", "CreationTime"):
+                        spec[member] = current.spec[member]
+                self.repository.update(SCHEDULED_ACTION.key, key, spec=spec, state=state)
         else:
             self.repository.update(SCHEDULED_ACTION.key, key, spec=spec, state=state)
         self.scaling.notify()

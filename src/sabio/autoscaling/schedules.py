@@ -92,16 +92,21 @@ def next_run(
     if start is not None and start > after:
         after = start - 1e-6
     found: float | None
-    if schedule.every is not None:
-        origin = start if start is not None else anchor + schedule.every
-        if origin > after:
-            found = origin
+    try:
+        if schedule.every is not None:
+            origin = start if start is not None else anchor + schedule.every
+            if origin > after:
+                found = origin
+            else:
+                found = origin + ((after - origin) // schedule.every + 1) * schedule.every
         else:
-            found = origin + ((after - origin) // schedule.every + 1) * schedule.every
-    else:
-        assert schedule.cron is not None
-        upcoming = schedule.cron.next_after(dt.datetime.fromtimestamp(after, schedule.zone))
-        found = None if upcoming is None else upcoming.timestamp()
+            assert schedule.cron is not None
+            upcoming = schedule.cron.next_after(dt.datetime.fromtimestamp(after, schedule.zone))
+            found = None if upcoming is None else upcoming.timestamp()
+    except (OverflowError, OSError, ValueError):
+        # A run past what a float or a date can hold (a rate of 10**400 days, a StartTime at
+        # the end of year 9999 read in a zone east of UTC) never comes.
+        found = None
     if found is None or (end is not None and found > end):
         return None
     return found

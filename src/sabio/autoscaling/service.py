@@ -64,6 +64,16 @@ class ScalingService:
         resource_id, dimension = _supported(p)
         variant = self._variant(resource_id, dimension)
         existing = self._target(resource_id, dimension)
+        stale = self.records.target(resource_id) if existing is None else None
+        if stale is not None:
+            # The variant changed kind (UpdateEndpoint) under a target of its old dimension;
+            # a variant has one target, so that one must go before this one is registered.
+            old = stale.spec.get("ScalableDimension")
+            raise ValidationError(
+                f"Variant {resource_id} already has a scalable target for {old}, which no "
+                "longer applies to it; deregister that target first (DeregisterScalableTarget "
+                f"with ScalableDimension {old})."
+            )
         spec = dict(existing.spec) if existing is not None else {}
         if existing is None and ("MinCapacity" not in p or "MaxCapacity" not in p):
             raise ValidationError(
