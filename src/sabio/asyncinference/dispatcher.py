@@ -260,6 +260,7 @@ class Dispatcher(ReconcileLoop):
                     forwarded[header] = spec[member]
             if stored_type and "content-type" not in forwarded:
                 forwarded["content-type"] = stored_type
+            variant = self._still_routed(spec["EndpointName"], variant)
             result = await self.router.invoke(
                 spec["EndpointName"], body, forwarded, variant, timeout=request.invocation_timeout
             )
@@ -290,7 +291,8 @@ class Dispatcher(ReconcileLoop):
             self._time(request, variant, RESPONSE_UPLOAD_LATENCY, took)
         if await asyncio.to_thread(self.queue.complete, request):
             await self._notify(request, True, result.content_type, None, result.body, variant)
-        self._processed(request, variant, started)
+            # Counted once: a lost lease means another attempt completes (and counts) it.
+            self._processed(request, variant, started)
 
     def _variant(self, endpoint: str) -> str | None:
         """The production variant to answer the request, chosen by weight here so that its
@@ -302,6 +304,16 @@ class Dispatcher(ReconcileLoop):
             return route.choose(None).name
         except SabioError:
             return None
+
+    def _still_routed(self, endpoint: str, variant: str | None) -> str | None:
+        """`variant` if the endpoint still routes to it, else a variant chosen anew: an
+        UpdateEndpoint may have replaced the variants while the input was being read."""
+        route = self.router.route(endpoint)
+        if variant is None or route is None:
+            return variant
+        if any(v.name == variant for v in route.variants):
+            return variant
+        return self._variant(endpoint)
 
     def _count(self, request: AsyncRequest, variant: str | None, *metrics: str) -> None:
         if self.variant_metrics is not None and variant is not None:
@@ -359,7 +371,7 @@ class Dispatcher(ReconcileLoop):
             self._time(request, variant, RESPONSE_UPLOAD_LATENCY, took)
         if await asyncio.to_thread(self.queue.complete, request):
             await self._notify(request, False, None, reason, payload, variant)
-        self._processed(request, variant, started)
+            self._processed(request, variant, started)
 
     async def _notify(
         self,
