@@ -126,6 +126,13 @@ def test_an_action_aws_does_not_have_gets_aws_wording(sabio: SabioServer):
         "Message": "Could not find operation GetCallerIdentities for version 2011-06-15",
     }
 
+    # A control character XML cannot carry is replaced, so the reply still parses.
+    garbled = signed(sabio, "iam", "Action=List%01Roles&Version=2010-05-08")
+    assert garbled["Error"]["Code"] == "InvalidAction"
+    assert (
+        garbled["Error"]["Message"] == "Could not find operation List?Roles for version 2010-05-08"
+    )
+
     no_action = signed(sabio, "iam", "Version=2010-05-08")
     assert no_action["ResponseMetadata"]["HTTPStatusCode"] == 400
     assert no_action["Error"]["Code"] == "MissingAction"

@@ -19,7 +19,6 @@ from botocore.loaders import Loader
 from starlette.requests import Request
 from starlette.responses import Response
 
-from sabio import service_model
 from sabio.api.errors import request_id
 from sabio.asgi_body import content_length, read_capped
 from sabio.errors import SabioError
@@ -107,7 +106,7 @@ def xml_error(error: SabioError, rid: str, namespace: str) -> Response:
 async def unserved_action(form: dict[str, str], service: str | None) -> SabioError:
     """The error for an action Sabio does not serve: AWS's own wording when AWS has no such
     operation either, and a plain statement when AWS has it but Sabio does not serve it."""
-    action, version = form.get("Action", ""), form.get("Version", "")
+    action, version = _printable(form.get("Action", "")), _printable(form.get("Version", ""))
     if not action:
         return MissingAction("The request is missing an action or a required parameter.")
     if service is not None and await asyncio.to_thread(_aws_has, service, action):
@@ -132,6 +131,11 @@ class UnservedQuery:
         return xml_error(unserved, rid, AWS_FAULT_NAMESPACE)
 
 
+def _printable(text: str) -> str:
+    """`text` without the control characters XML 1.0 cannot carry, so the error stays readable."""
+    return "".join(c if c.isprintable() else "?" for c in text[:256])
+
+
 @functools.cache
 def _known_services() -> frozenset[str]:
     return frozenset(Loader().list_available_services("service-2"))
@@ -142,4 +146,12 @@ def _aws_has(service: str, action: str) -> bool:
     the model's name) has the operation `action`."""
     if service not in _known_services():
         return False
-    return service_model.operation(action, service) is not None
+    return action in _operation_names(service)
+
+
+@functools.lru_cache(maxsize=16)
+def _operation_names(service: str) -> frozenset[str]:
+    """A service's operation names only, for a few services at a time: requests may name any
+    of botocore's hundreds of services, and their whole models would stay in memory."""
+    model = Loader().load_service_model(service, "service-2")
+    return frozenset(model.get("operations", {}))
