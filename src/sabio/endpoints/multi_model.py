@@ -34,6 +34,7 @@ from sabio.endpoints.multi_model_metrics import (
     UNLOADING_TIME,
     MultiModelMetrics,
 )
+from sabio.endpoints.pool_fleet import PoolFleet
 from sabio.endpoints.prewarm_fleet import Prewarmer
 from sabio.errors import ModelError, ModelNotReadyError, RuntimeValidationError, SabioError
 from sabio.serving.model_data import ModelDataError
@@ -253,23 +254,19 @@ def _alive(running: RunningInstance) -> bool:
     return running.process.returncode is None and running.endpoint.healthy
 
 
-class MultiModelFleet:
+class MultiModelFleet(PoolFleet["ModelPool"]):
     """Every multi-model variant's pool, by endpoint."""
 
     def __init__(self, deployer: Deployer, prewarmer: Prewarmer | None, max_loaded: int) -> None:
+        super().__init__()
         self.deployer = deployer
         self.prewarmer = prewarmer
         self.max_loaded = max_loaded
         self.metrics = MultiModelMetrics()
-        self._pools: dict[str, dict[str, ModelPool]] = {}
-        self._pending: dict[str, dict[str, ModelPool]] = {}
-        self._closing: set[asyncio.Task[None]] = set()
 
     async def prepare(self, endpoint: str, plans: list[VariantPlan]) -> None:
         """Pools (empty) for the multi-model variants of `plans`, ready for `bind`; the
         environment's pre-warmed parent is started so that the first load forks."""
-        key = endpoint.lower()
-        await self.discard_pending(key)
         pools = {
             plan.name: ModelPool(
                 endpoint, plan, self.deployer, self.prewarmer, self.metrics, self.max_loaded
@@ -277,39 +274,7 @@ class MultiModelFleet:
             for plan in plans
             if plan.multi_model is not None
         }
-        self._pending[key] = pools
+        await self._begin(endpoint, pools)
         if self.prewarmer is not None:
             for pool in pools.values():
                 self.prewarmer.warm(pool.plan.python)
-
-    def bind(self, endpoint: str, variants: list[Variant]) -> None:
-        """The route now serves `variants`: the prepared pools serve their models; pools they
-        replace stop once their requests are answered."""
-        key = endpoint.lower()
-        pools = self._pending.pop(key, None)
-        if pools is None:
-            return
-        old = self._pools.pop(key, {})
-        self._pools[key] = pools
-        for variant in variants:
-            pool = pools.get(variant.name)
-            if pool is not None:
-                pool.bind(variant)
-        for pool in old.values():
-            task = asyncio.create_task(pool.close())
-            self._closing.add(task)
-            task.add_done_callback(self._closing.discard)
-
-    async def discard_pending(self, key: str) -> None:
-        pools = self._pending.pop(key.lower(), {})
-        await asyncio.gather(*(pool.close() for pool in pools.values()))
-
-    async def close(self, key: str) -> None:
-        key = key.lower()
-        pools = [*self._pools.pop(key, {}).values(), *self._pending.pop(key, {}).values()]
-        await asyncio.gather(*(pool.close() for pool in pools))
-
-    async def shutdown(self) -> None:
-        for key in {*self._pools, *self._pending}:
-            await self.close(key)
-        await asyncio.gather(*self._closing, return_exceptions=True)
