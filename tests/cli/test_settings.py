@@ -50,6 +50,7 @@ EVERY_SETTING = {
     "NOTIFICATION_DELIVERY_TIMEOUT_SECONDS": "3.5",
     "SERVERLESS_IDLE_SECONDS": "45",
     "SERVERLESS_MAX_WORKERS": "2",
+    "MME_MAX_LOADED": "5",
     "PREWARM": "false",
     "PREWARM_ENVIRONMENTS": "3",
     "LOG_LEVEL": "debug",
@@ -108,6 +109,7 @@ def test_every_setting_comes_from_a_sabio_variable(clean_env: pytest.MonkeyPatch
     assert settings.async_max_inline_bytes == 4096
     assert settings.async_lease_seconds == 7.5
     assert settings.async_poll_interval_seconds == 0.2
+    assert settings.mme_max_loaded == 5
     assert settings.notification_delivery_attempts == 6
     assert settings.notification_retry_base_seconds == 0.1
     assert settings.notification_retry_max_seconds == 2.5
@@ -158,6 +160,7 @@ def test_home_is_made_absolute(clean_env: pytest.MonkeyPatch, tmp_path: Path) ->
         ("ACCOUNT_ID", "1234567890123"),
         ("ACCOUNT_ID", "abcdefghijkl"),
         ("MAX_INSTANCES_PER_ENDPOINT", "0"),
+        ("MME_MAX_LOADED", "0"),
         ("MAX_INVOCATION_BYTES", "6MB"),
         ("INVOCATION_TIMEOUT_SECONDS", "soon"),
         ("LOG_LEVEL", "loud"),
