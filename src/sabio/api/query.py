@@ -76,15 +76,19 @@ def is_query(request: Request) -> bool:
     return media_type == FORM
 
 
-async def read_form(request: Request, max_bytes: int) -> dict[str, str]:
-    """The query string's parameters, then the form body's (which win)."""
+async def read_form(
+    request: Request, max_bytes: int, too_large: SabioError | None = None
+) -> dict[str, str]:
+    """The query string's parameters, then the form body's (which win); a body over
+    `max_bytes` raises `too_large` (the service's own error, or a ValidationError)."""
     form = dict(parse_qsl(request.url.query, keep_blank_values=True))
     if request.method == "POST":
         body = await read_capped(
             request.receive,
             content_length(request.headers.get("content-length")),
             max_bytes,
-            QueryValidationError(f"The request body is larger than {max_bytes} bytes."),
+            too_large
+            or QueryValidationError(f"The request body is larger than {max_bytes} bytes."),
         )
         form.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
     return form

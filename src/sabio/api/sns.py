@@ -25,8 +25,7 @@ from starlette.responses import Response
 
 from sabio import service_model
 from sabio.api.errors import request_id
-from sabio.api.query import xml_error
-from sabio.asgi_body import content_length, read_capped
+from sabio.api.query import is_signed_for, read_form, xml_error
 from sabio.errors import SabioError
 from sabio.notifications.batch import publish_batch
 from sabio.notifications.errors import (
@@ -52,7 +51,7 @@ Operation = Callable[[dict[str, Any], str], dict[str, Any]]
 
 
 def is_sns(request: Request) -> bool:
-    return "/sns/aws4_request" in request.headers.get("authorization", "")
+    return is_signed_for(request, SERVICE)
 
 
 class SnsApi:
@@ -85,15 +84,8 @@ class SnsApi:
         """A signed `POST /` (form body) or `GET /?Action=...`."""
         rid = request_id()
         try:
-            form = dict(parse_qsl(request.url.query, keep_blank_values=True))
-            if request.method == "POST":
-                body = await read_capped(
-                    request.receive,
-                    content_length(request.headers.get("content-length")),
-                    self.max_request_bytes,
-                    invalid("Request", "The request is too large"),
-                )
-                form.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+            too_large = invalid("Request", "The request is too large")
+            form = await read_form(request, self.max_request_bytes, too_large)
             return await self._dispatch(form, request, rid, signed=True)
         except SabioError as error:
             return error_response(error, rid)
